@@ -1,0 +1,42 @@
+"""The `ast-repro` console script.
+
+Every sub-command lives in the module that does the work: that module exposes
+`add_arguments(parser)` and `run(args) -> int`. The Makefile and data_scripts/ go
+through this same entry point, so there is one code path per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Adding a command is one line here plus the two
+# functions in its module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "norm-stats": ("ast_repro.normstats", "mean and std of log-mel features of a datafile"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ast-repro",
+        description="Reproduce the Audio Spectrogram Transformer (Gong et al., 2021).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,7 @@ import sys
 # functions in its module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "norm-stats": ("ast_repro.normstats", "mean and std of log-mel features of a datafile"),
+    "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
 }
 
 

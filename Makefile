@@ -1,0 +1,85 @@
+# ast-repro: the human interface. `make` (or `make help`) lists the targets.
+# Everything runs in .venv, which the first target that needs it creates.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?= smoke
+# Extra notebook parameters, e.g. PARAMS="-p dataset esc50 -p epochs 25".
+PARAMS  ?=
+# Seconds a single notebook cell may run before papermill/nbval give up.
+CELL_TIMEOUT ?= 3600
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps test test-fast check format notebooks demo store-notebooks \
+        lab bench clean
+
+help: ## list the targets
+	@echo "ast-repro: reproduce the Audio Spectrogram Transformer"
+	@echo
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+setup: $(STAMP) ## create .venv with the pinned packages and register the Jupyter kernel
+
+$(STAMP): pyproject.toml environment.yml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# The pins live in environment.yml; pip gets them as constraints.
+	sed -nE 's/^ +- ([A-Za-z0-9_.-]+==[^ #]+).*/\1/p' environment.yml > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt torch torchaudio
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints.txt -e '.[dev,lab]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name ast-repro \
+		--display-name "Python (ast-repro)" > /dev/null
+	touch $@
+
+system-deps: ## install espeak-ng (speaks the Speech Commands twin) if missing
+	@if command -v espeak-ng > /dev/null; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "installing espeak-ng with apt-get"; \
+		apt-get update -qq > /dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng > /dev/null; \
+	else \
+		echo "espeak-ng is missing: it speaks the offline Speech Commands twin."; \
+		echo "  Debian/Ubuntu: sudo apt-get install espeak-ng"; \
+		echo "  macOS:         brew install espeak-ng"; \
+		echo "  conda:         conda install -c conda-forge espeak-ng"; \
+		exit 1; \
+	fi
+
+test: setup system-deps ## run the unit tests and nbval over notebooks/ (what CI runs)
+	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name ast-repro \
+		--nbval-cell-timeout $(CELL_TIMEOUT) -p no:cacheprovider
+
+test-fast: setup ## unit tests only, without the slow ones and the notebooks
+	$(BIN)/pytest tests -m "not slow" -q
+
+check: setup ## lint and format check (ruff) and clean-notebook check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ast-repro notebooks check
+
+format: setup ## apply ruff formatting and clean the notebooks
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/ast-repro notebooks clean
+
+notebooks: setup system-deps ## run every notebook with papermill (PROFILE=smoke|paper, PARAMS=...)
+	$(BIN)/ast-repro notebooks run -p profile $(PROFILE) $(PARAMS) --timeout $(CELL_TIMEOUT)
+
+demo: ## the offline default: every notebook in the smoke profile, on CPU
+	$(MAKE) notebooks PROFILE=smoke PARAMS=
+
+store-notebooks: setup system-deps ## refresh the stored outputs that nbval checks
+	$(BIN)/ast-repro notebooks store --timeout $(CELL_TIMEOUT)
+
+lab: setup ## open JupyterLab on notebooks/
+	$(BIN)/jupyter lab notebooks
+
+bench: setup ## feature-extraction benchmark (writes benchmarks/results-*.json)
+	$(BIN)/python benchmarks/bench_fbank.py
+
+clean: ## remove caches and executed notebook copies; keeps data/ and results of runs
+	rm -rf .pytest_cache .ruff_cache results/notebooks/smoke
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

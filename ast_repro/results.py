@@ -1,0 +1,161 @@
+"""Where runs write, and what every run records (DESIGN.md, "Results and reports").
+
+Each run writes `results/<stage>/<run>/metrics.json` holding the resolved config, its
+metrics, the seed, the git commit, package versions, the device and the wall time. Tables
+and figures are built from these files only; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ast_repro.fileio import atomic_write_json
+
+RESULTS_ENV = "AST_REPRO_RESULTS"
+DATA_ENV = "AST_REPRO_DATA"
+PACKAGES = ("torch", "torchaudio", "timm", "numpy", "scikit-learn", "transformers", "ast-repro")
+PROFILES = ("smoke", "paper")
+
+
+def repo_root() -> Path | None:
+    """The checkout this package runs from (the folder holding its pyproject.toml), if any."""
+    here = Path(__file__).resolve().parent.parent
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file() and 'name = "ast-repro"' in pyproject.read_text(encoding="utf-8"):
+        return here
+    return None
+
+
+def _default_dir(env: str, name: str) -> Path:
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / name
+
+
+def results_dir() -> Path:
+    """`$AST_REPRO_RESULTS`, else `results/` in the checkout (or the working directory)."""
+    return _default_dir(RESULTS_ENV, "results")
+
+
+def data_dir() -> Path:
+    """`$AST_REPRO_DATA`, else `data/` in the checkout (or the working directory)."""
+    return _default_dir(DATA_ENV, "data")
+
+
+def run_dir(stage: str, run: str) -> Path:
+    """results/<stage>/<run>/, created if missing."""
+    path = results_dir() / stage / run
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with "+dirty" when it has local changes), or None."""
+    root = repo_root()
+    if root is None:
+        return None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def device_description() -> str:
+    """ "cpu (N threads)" or the CUDA device name."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def provenance() -> dict[str, Any]:
+    """What a reader needs to repeat a run."""
+    return {
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "device": device_description(),
+        "command": " ".join(sys.argv),
+    }
+
+
+def write_metrics(
+    stage: str,
+    run: str,
+    *,
+    profile: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    seed: int | None,
+    wall_time_s: float,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write results/<stage>/<run>/metrics.json atomically and return its path.
+
+    Args:
+        stage: notebook or pipeline stage, e.g. "01_norm_stats" or "train".
+        run: run name, unique within the stage.
+        profile: "smoke" or "paper"; reports label every number with it.
+        config: the resolved configuration (json-serializable).
+        metrics: the numbers the run produced (per epoch lists allowed).
+        seed: the run's seed.
+        wall_time_s: wall-clock seconds the run took.
+        extra: anything else worth keeping.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
+    record = {
+        "stage": stage,
+        "run": run,
+        "profile": profile,
+        "config": config,
+        "metrics": metrics,
+        "seed": seed,
+        "wall_time_s": round(float(wall_time_s), 3),
+        **provenance(),
+        **(extra or {}),
+    }
+    path = run_dir(stage, run) / "metrics.json"
+    # Round-trip through json first so a non-serializable value fails before anything is written.
+    atomic_write_json(path, json.loads(json.dumps(record)))
+    return path
+
+
+def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read one metrics.json."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def collect(stage: str | None = None) -> list[dict[str, Any]]:
+    """Every metrics.json under results/ (or under results/<stage>/), sorted by path."""
+    base = results_dir() if stage is None else results_dir() / stage
+    return [read_metrics(p) for p in sorted(base.glob("**/metrics.json"))]

@@ -1,0 +1,85 @@
+"""Norm stats: the pooled figure is exact; the original's figure is the mean of batch stats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ast_repro.audio import load_audio
+from ast_repro.cli import main
+from ast_repro.datafiles import write_datafile
+from ast_repro.features import kaldi_fbank, pad_or_crop
+from ast_repro.normstats import PooledStats, compute_norm_stats
+from tests.conftest import tone
+
+
+@pytest.fixture
+def datafile(write_wav, rng, tmp_path):
+    entries = []
+    for i, (seconds, freq) in enumerate(
+        [(1.0, 300), (0.5, 700), (0.8, 1500), (1.0, 90), (0.3, 5000)]
+    ):
+        path = write_wav(f"clip{i}.wav", tone(seconds, 16000, freq, rng) * (0.2 + 0.15 * i))
+        entries.append({"wav": path.name, "labels": "/m/x"})
+    write_datafile(tmp_path / "train.json", entries)
+    return tmp_path / "train.json"
+
+
+def features(datafile, target_length: int) -> list[torch.Tensor]:
+    paths = [e["wav"] for e in json.loads(datafile.read_text())["data"]]
+    out = []
+    for p in paths:
+        waveform = load_audio(datafile.parent / p)
+        out.append(pad_or_crop(kaldi_fbank(waveform - waveform.mean(), 16000), target_length))
+    return out
+
+
+def test_pooled_stats_merge_is_exact() -> None:
+    gen = np.random.default_rng(0)
+    chunks = [gen.normal(-5, 4, size=n) for n in (1, 7, 1000, 33)]
+    stats = PooledStats()
+    for chunk in chunks:
+        stats.update(torch.from_numpy(chunk))
+    everything = np.concatenate(chunks)
+    assert stats.count == everything.size
+    assert stats.mean == pytest.approx(everything.mean(), rel=1e-12)
+    assert stats.std == pytest.approx(everything.std(ddof=1), rel=1e-12)
+
+
+def test_both_estimates_against_direct_computation(datafile) -> None:
+    report = compute_norm_stats(datafile, target_length=100, batch_size=2, progress=False)
+    feats = features(datafile, 100)
+    everything = torch.stack(feats).double()
+    assert report.num_clips == 5 and report.original_batches == 3  # 2 + 2 + 1, last partial
+    assert report.pooled_mean == pytest.approx(everything.mean().item(), rel=1e-9)
+    assert report.pooled_std == pytest.approx(everything.std().item(), rel=1e-9)
+    batches = [torch.stack(feats[i : i + 2]).double() for i in (0, 2, 4)]
+    assert report.original_mean == pytest.approx(np.mean([b.mean().item() for b in batches]))
+    assert report.original_std == pytest.approx(np.mean([b.std().item() for b in batches]))
+    # Different clip counts per batch make the two estimates differ.
+    assert report.original_mean != pytest.approx(report.pooled_mean, rel=1e-6)
+
+
+def test_padding_is_part_of_the_statistics(datafile) -> None:
+    short = compute_norm_stats(datafile, target_length=20, progress=False)
+    long = compute_norm_stats(datafile, target_length=400, progress=False)
+    assert long.pooled_mean > short.pooled_mean  # zero padding pulls a negative mean up
+
+
+def test_cli_writes_a_report(datafile, tmp_path, capsys) -> None:
+    out = tmp_path / "stats.json"
+    code = main(["norm-stats", str(datafile), "--target-length", "100", "--output", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "pooled (exact)" in printed and "published audioset" in printed
+    report = json.loads(out.read_text())
+    assert report["num_clips"] == 5 and report["augmented"] is False
+
+
+def test_empty_datafile_is_an_error(tmp_path) -> None:
+    write_datafile(tmp_path / "empty.json", [])
+    with pytest.raises(ValueError, match="empty.json: no clips"):
+        compute_norm_stats(tmp_path / "empty.json", target_length=10, progress=False)

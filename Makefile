@@ -77,7 +77,7 @@ store-notebooks: setup system-deps ## refresh the stored outputs that nbval chec
 lab: setup ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks
 
-bench: setup ## feature-extraction benchmark (writes benchmarks/results-*.json)
+bench: setup ## feature-extraction benchmark against torchaudio and transformers
 	$(BIN)/python benchmarks/bench_fbank.py
 
 clean: ## remove caches and executed notebook copies; keeps data/ and results of runs

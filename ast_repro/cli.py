@@ -16,6 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "norm-stats": ("ast_repro.normstats", "mean and std of log-mel features of a datafile"),
     "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
+    "ensemble": ("ast_repro.ensemble", "average predictions of runs or weights of checkpoints"),
 }
 
 

@@ -1,0 +1,247 @@
+"""Tests of ast_repro.data: datasets on small real wav files, weights and the sampler."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from ast_repro.audio import load_audio
+from ast_repro.augment import BatchFrontEnd, FrontEndConfig, derive_seed, make_generator
+from ast_repro.data import (
+    AudioDataset,
+    DistributedWeightedSampler,
+    WaveformDataset,
+    balanced_weights,
+    read_weight_file,
+    samples_for_frames,
+    target_matrix,
+    weight_file_path,
+    write_weight_file,
+)
+from ast_repro.datafiles import (
+    Clip,
+    DatafileError,
+    LabelMap,
+    read_datafile,
+    write_datafile,
+    write_label_csv,
+)
+from ast_repro.features import ESC50_STATS, normalize, num_frames, pad_or_crop, reference_fbank
+
+SR = 16_000
+TARGET = 64  # frames: 0.65 s; the clips below are shorter and longer than that
+LENGTHS = [4_000, 8_000, 12_000, 6_000, 11_000]  # 0.25 s .. 0.75 s
+LABELS = ["a", "b", "a,c", "c", "b"]
+
+
+@pytest.fixture
+def dataset_files(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(7)
+    entries = []
+    for i, (n, labels) in enumerate(zip(LENGTHS, LABELS, strict=True)):
+        t = np.arange(n) / SR
+        x = 0.3 * np.sin(2 * np.pi * (300 + 250 * i) * t) + 0.02 * rng.standard_normal(n)
+        sf.write(_wav(tmp_path, i), x, SR)
+        entries.append({"wav": f"audio/clip{i}.wav", "labels": labels})
+    datafile = tmp_path / "train.json"
+    write_datafile(datafile, entries)
+    label_csv = tmp_path / "labels.csv"
+    write_label_csv(label_csv, LabelMap(mids=("a", "b", "c"), names=("A", "B", "C")))
+    return datafile, label_csv
+
+
+def _wav(root: Path, i: int) -> Path:
+    (root / "audio").mkdir(exist_ok=True)
+    return root / "audio" / f"clip{i}.wav"
+
+
+def _dataset(files: tuple[Path, Path], **overrides) -> AudioDataset:
+    settings = dict(
+        datafile=files[0],
+        label_csv=files[1],
+        target_length=TARGET,
+        norm=ESC50_STATS,
+        num_mel_bins=32,
+    )
+    settings.update(overrides)
+    return AudioDataset(**settings)
+
+
+def test_eval_items_equal_the_torchaudio_recipe(dataset_files) -> None:
+    dataset = _dataset(dataset_files)
+    assert len(dataset) == 5 and dataset.num_classes == 3
+    for index in range(5):
+        fbank, labels = dataset[index]
+        wav = load_audio(dataset_files[0].parent / "audio" / f"clip{index}.wav")
+        expected = normalize(pad_or_crop(reference_fbank(wav, SR, 32), TARGET), ESC50_STATS)
+        assert fbank.shape == (TARGET, 32) and fbank.dtype == torch.float32
+        torch.testing.assert_close(fbank, expected, rtol=0, atol=1e-4)
+        expected_labels = torch.zeros(3)
+        expected_labels[["abc".index(m) for m in LABELS[index].split(",")]] = 1.0
+        assert torch.equal(labels, expected_labels)
+
+
+def test_training_items_are_seeded_by_seed_epoch_index(dataset_files) -> None:
+    settings = dict(training=True, mixup=1.0, freqm=8, timem=12, seed=3)
+    dataset = _dataset(dataset_files, **settings)
+    first = [dataset[i] for i in range(5)]
+    resumed = _dataset(dataset_files, **settings)  # a fresh object, as after a restart
+    for i in range(5):
+        assert torch.equal(resumed[i][0], first[i][0])
+        assert torch.equal(resumed[i][1], first[i][1])
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[0][0], first[0][0])
+    plain = _dataset(dataset_files)
+    for i, (fbank, labels) in enumerate(first):
+        # every sample was mixed with the partner its (seed, epoch, index) draw names
+        draws = dataset.config.draw(make_generator(3, 0, i), batch_size=1, num_partners=5)
+        partner, lam = int(draws.partner[0]), float(draws.lam[0])
+        expected = lam * plain[i][1] + (1 - lam) * plain[partner][1]
+        torch.testing.assert_close(labels, expected, rtol=0, atol=1e-6)
+        assert labels.max() <= 1.0
+        assert not torch.equal(fbank, plain[i][0])
+    assert any(bool(((labels > 0) & (labels < 1)).any()) for _, labels in first)
+
+
+def test_dataloader_workers_reproduce_the_single_process_batches(dataset_files) -> None:
+    dataset = _dataset(dataset_files, training=True, mixup=0.5, freqm=8, timem=12, noise=True)
+    dataset.set_epoch(2)
+    inline = list(DataLoader(dataset, batch_size=5, num_workers=0))
+    worker = list(DataLoader(dataset, batch_size=5, num_workers=1))
+    assert torch.equal(inline[0][0], worker[0][0])
+    assert torch.equal(inline[0][1], worker[0][1])
+
+
+def test_waveform_dataset_feeds_the_batch_front_end(dataset_files) -> None:
+    waves = WaveformDataset(
+        datafile=dataset_files[0], label_csv=dataset_files[1], target_length=TARGET
+    )
+    assert waves.max_samples == samples_for_frames(TARGET, SR) == 400 + 63 * 160
+    assert num_frames(waves.max_samples, SR) == TARGET
+    assert num_frames(waves.max_samples - 1, SR) == TARGET - 1
+    waveform, length, labels = waves[2]
+    assert waveform.shape == (waves.max_samples,)
+    assert length == min(LENGTHS[2], waves.max_samples)  # 12000 > 10480: cut
+    waveform, length, _ = waves[0]
+    assert length == 4_000 and torch.all(waveform[4_000:] == 0)
+    batch = next(iter(DataLoader(waves, batch_size=5)))
+    config = FrontEndConfig(target_length=TARGET, num_mel_bins=32, norm=ESC50_STATS)
+    fbank, targets = BatchFrontEnd(config)(*batch)
+    per_clip = _dataset(dataset_files)
+    for i in range(5):
+        torch.testing.assert_close(fbank[i], per_clip[i][0], rtol=0, atol=2e-5)
+        assert torch.equal(targets[i], per_clip[i][1])
+
+
+def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
+    arrays = [np.full(n, 0.01 * (i + 1), dtype=np.float32) for i, n in enumerate(LENGTHS)]
+    arrays = [a + np.sin(np.arange(a.size, dtype=np.float32)) * 0.1 for a in arrays]
+    module = types.ModuleType("ast_repro.datasets.cache")
+    module.open_cache = lambda path: arrays if path == "cache-dir" else arrays[:2]
+    monkeypatch.setitem(sys.modules, "ast_repro.datasets.cache", module)
+    waves = WaveformDataset(
+        datafile=dataset_files[0],
+        label_csv=dataset_files[1],
+        target_length=TARGET,
+        waveform_cache="cache-dir",
+    )
+    waveform, length, _ = waves[1]
+    assert length == LENGTHS[1]
+    np.testing.assert_array_equal(waveform[:length].numpy(), arrays[1])
+    stale = WaveformDataset(
+        datafile=dataset_files[0],
+        label_csv=dataset_files[1],
+        target_length=TARGET,
+        waveform_cache="other",
+    )
+    with pytest.raises(DatafileError, match="holds 2 clips"):
+        stale[0]
+
+
+def test_unknown_label_names_the_datafile(dataset_files, tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    write_datafile(bad, [{"wav": "audio/clip0.wav", "labels": "a,zzz"}])
+    with pytest.raises(DatafileError, match=r"bad\.json: entry 0 .*zzz"):
+        AudioDataset(
+            datafile=bad, label_csv=dataset_files[1], target_length=TARGET, norm=ESC50_STATS
+        )
+
+
+def test_target_matrix_multi_hot(dataset_files) -> None:
+    clips = read_datafile(dataset_files[0])
+    labels = LabelMap(mids=("a", "b", "c"), names=("A", "B", "C"))
+    expected = torch.tensor(
+        [[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0]], dtype=torch.float32
+    )
+    assert torch.equal(target_matrix(clips, labels), expected)
+
+
+def test_balanced_weights_hand_case() -> None:
+    labels = LabelMap(mids=("a", "b", "c"), names=("A", "B", "C"))
+    clips = [
+        Clip(Path(f"{i}.wav"), tuple(m.split(","))) for i, m in enumerate(["a", "a", "a,b", "c"])
+    ]
+    # counts a=3, b=1, c=1
+    wa, wb = 1000 / 3.01, 1000 / 1.01
+    np.testing.assert_allclose(balanced_weights(clips, labels), [wa, wa, wa + wb, wb], rtol=1e-12)
+
+
+def test_weight_file_round_trip_and_errors(tmp_path) -> None:
+    path = weight_file_path(tmp_path / "audioset_train.json")
+    assert path == tmp_path / "audioset_train_weight.csv"
+    weights = np.array([332.2259136212625, 990.0990099009902, 0.5])
+    write_weight_file(path, weights)
+    np.testing.assert_array_equal(read_weight_file(path, num_clips=3), weights)
+    assert np.loadtxt(path, delimiter=",").shape == (3,)  # the original's reader agrees
+    with pytest.raises(DatafileError, match="stale"):
+        read_weight_file(path, num_clips=4)
+    with pytest.raises(DatafileError, match="not found"):
+        read_weight_file(tmp_path / "missing_weight.csv")
+    path.write_text("1.0\n-2.0\n")
+    with pytest.raises(DatafileError, match="non-negative"):
+        read_weight_file(path)
+
+
+@pytest.mark.parametrize("num_samples, replicas", [(10, 3), (12, 4), (2, 3)])
+def test_distributed_sampler_union_is_the_single_process_draw(num_samples, replicas) -> None:
+    weights = np.array([1.0, 5.0, 0.0, 2.0, 10.0, 3.0])
+    for epoch in (0, 1):
+        reference = WeightedRandomSampler(
+            weights,
+            num_samples,
+            replacement=True,
+            generator=torch.Generator().manual_seed(derive_seed(9, epoch)),
+        )
+        expected = list(reference)
+        shards = []
+        for rank in range(replicas):
+            sampler = DistributedWeightedSampler(
+                weights, num_samples=num_samples, num_replicas=replicas, rank=rank, seed=9
+            )
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+            assert len(shards[-1]) == len(sampler) == -(-num_samples // replicas)
+        total = len(shards[0]) * replicas
+        interleaved = [shards[i % replicas][i // replicas] for i in range(total)]
+        wrapped = (expected * (total // num_samples + 1))[:total]
+        assert interleaved == wrapped
+        assert 2 not in interleaved  # zero weight is never drawn
+
+
+def test_balanced_sampler_balances_class_frequencies() -> None:
+    labels = LabelMap(mids=("common", "rare"), names=("Common", "Rare"))
+    clips = [Clip(Path(f"{i}.wav"), ("common",)) for i in range(90)]
+    clips += [Clip(Path(f"r{i}.wav"), ("rare",)) for i in range(10)]
+    sampler = DistributedWeightedSampler(balanced_weights(clips, labels), num_samples=20_000)
+    drawn = np.array(list(sampler))
+    rare_share = np.mean(drawn >= 90)
+    assert 0.47 < rare_share < 0.53  # 10 % of the clips, half of the draws
+    unweighted = DistributedWeightedSampler(np.ones(100), num_samples=20_000)
+    assert np.mean(np.array(list(unweighted)) >= 90) < 0.13

@@ -99,13 +99,14 @@ def iter_features(
         from ast_repro import augment  # the training augmentations, used as the original does
 
     py_rng = random.Random(seed)
-    np_rng = np.random.default_rng(seed)
     torch_gen = torch.Generator().manual_seed(seed)
     for clip in clips:
         waveform = load_audio(clip.wav, sample_rate=TARGET_SAMPLE_RATE)
         if mixup and py_rng.random() < mixup:
+            # As the original: the partner is any clip of the datafile, uniformly.
             partner = load_audio(clips[py_rng.randint(0, len(clips) - 1)].wav)
-            waveform = augment.mixup_waveforms(waveform, partner, augment.sample_lambda(np_rng))
+            lam = augment.sample_lambda(torch_gen).item()
+            waveform = augment.mixup_waveforms(waveform, partner, lam)
         else:
             waveform = waveform - waveform.mean()
         fbank = pad_or_crop(kaldi_fbank(waveform, TARGET_SAMPLE_RATE, num_mel_bins), target_length)

@@ -83,3 +83,24 @@ def test_empty_datafile_is_an_error(tmp_path) -> None:
     write_datafile(tmp_path / "empty.json", [])
     with pytest.raises(ValueError, match="empty.json: no clips"):
         compute_norm_stats(tmp_path / "empty.json", target_length=10, progress=False)
+
+
+def test_original_augmentation_is_seeded_and_changes_the_statistics(datafile) -> None:
+    kwargs = dict(target_length=100, batch_size=2, progress=False, freqm=24, timem=30, mixup=0.5)
+    first = compute_norm_stats(datafile, seed=1, **kwargs)
+    again = compute_norm_stats(datafile, seed=1, **kwargs)
+    other = compute_norm_stats(datafile, seed=2, **kwargs)
+    plain = compute_norm_stats(datafile, target_length=100, batch_size=2, progress=False)
+    assert first == again and first.augmented
+    assert first.pooled_mean != other.pooled_mean
+    # Masks write zeros over negative log-mel values, so augmentation raises the mean.
+    assert first.pooled_mean > plain.pooled_mean
+
+
+def test_published_constants_match_the_reference_file() -> None:
+    from ast_repro.features import PUBLISHED_STATS
+    from ast_repro.results import repo_root
+
+    reference = json.loads((repo_root() / "results" / "paper_reference.json").read_text())
+    for name, stats in PUBLISHED_STATS.items():
+        assert reference["norm_stats"][name] == {"mean": stats.mean, "std": stats.std}

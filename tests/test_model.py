@@ -1,0 +1,222 @@
+"""The AST architecture held to the paper and the original code (original_ast.md section 4)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+
+import ast_repro.model as model_module
+from ast_repro.model import (
+    AST,
+    MODEL_SIZES,
+    ASTConfig,
+    ASTOutput,
+    count_parameters,
+    create_model,
+    size_config,
+)
+
+# original_ast.md 4.3: (stride, max_length) -> (frequency patches, time patches, patches).
+GRIDS = [
+    (10, 1024, 12, 101, 1212),
+    (12, 1024, 10, 85, 850),
+    (14, 1024, 9, 73, 657),
+    (16, 1024, 8, 64, 512),
+    (10, 512, 12, 50, 600),
+    (10, 128, 12, 12, 144),
+]
+
+# Parameters logged by the original runs (original_ast.md 2.2): max_length, labels, millions.
+LOGGED_PARAMETERS = [(1024, 527, 88.132), (512, 50, 87.295), (128, 35, 86.933)]
+
+
+@pytest.mark.parametrize(("stride", "length", "rows", "cols", "total"), GRIDS)
+def test_patch_grid_is_arithmetic_and_matches_the_conv(stride, length, rows, cols, total):
+    config = size_config("test", max_length=length, frequency_stride=stride, time_stride=stride)
+    assert (config.frequency_patches, config.time_patches, config.num_patches) == (
+        rows,
+        cols,
+        total,
+    )
+    model = AST(config)
+    with torch.no_grad():
+        conv_out = model.patch_embed.proj(torch.zeros(1, 1, 128, length))
+    assert tuple(conv_out.shape[-2:]) == (rows, cols)
+    assert model.pos_embed.shape == (1, total + 2, config.hidden_size)
+
+
+@pytest.mark.parametrize(("length", "labels", "millions"), LOGGED_PARAMETERS)
+def test_base384_parameter_count_matches_the_original_logs(length, labels, millions):
+    with torch.device("meta"):
+        with_heads = create_model(
+            "base384", max_length=length, num_labels=labels, keep_imagenet_heads=True
+        )
+        without = create_model("base384", max_length=length, num_labels=labels)
+    assert round(count_parameters(with_heads) / 1e6, 3) == millions
+    # The two unused DeiT ImageNet heads, Linear(768 -> 1000) each, are the whole difference.
+    assert count_parameters(with_heads) - count_parameters(without) == 2 * (768 * 1000 + 1000)
+
+
+def test_audioset_model_without_imagenet_heads_has_the_hf_count():
+    # transformers reports 86.6 M parameters for MIT/ast-finetuned-audioset-10-10-0.4593.
+    with torch.device("meta"):
+        model = create_model("base384")
+    assert round(count_parameters(model) / 1e6, 1) == 86.6
+
+
+@pytest.mark.parametrize("size", ["tiny224", "small224", "base224", "base384"])
+def test_model_sizes_match_timm_deit(size):
+    spec = MODEL_SIZES[size]
+    with torch.device("meta"):
+        deit = timm.create_model(spec.timm_name.split(".")[0], pretrained=False)
+    assert (deit.embed_dim, len(deit.blocks), deit.blocks[0].attn.num_heads) == (
+        spec.hidden_size,
+        spec.num_hidden_layers,
+        spec.num_attention_heads,
+    )
+    assert tuple(deit.patch_embed.grid_size) == spec.source_grid
+    assert deit.pretrained_cfg["url"] == spec.deit_url
+    assert deit.pretrained_cfg["hf_hub_id"] == "timm/" + spec.timm_name
+
+
+def test_stride_16_patch_embedding_is_non_overlapping_patching():
+    torch.manual_seed(0)
+    model = create_model("test", max_length=64, frequency_stride=16, time_stride=16)
+    x = torch.randn(2, 64, 128)  # (B, T, F)
+    with torch.no_grad():
+        embedded = model.patch_embed(x)  # (B, N, D)
+        weight = model.patch_embed.proj.weight  # (D, 1, 16, 16)
+        bias = model.patch_embed.proj.bias
+        image = x.transpose(1, 2)  # (B, F, T)
+        patches = image.reshape(2, 8, 16, 4, 16).permute(0, 1, 3, 2, 4)  # (B, f, t, 16, 16)
+        patches = patches.reshape(2, 8 * 4, 256)  # frequency-major (B, N, 256)
+        expected = patches @ weight.reshape(weight.shape[0], 256).T + bias
+    torch.testing.assert_close(embedded, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_forward_returns_embeddings_consistent_with_logits():
+    torch.manual_seed(0)
+    model = create_model("test", max_length=128, num_labels=7).eval()
+    x = torch.randn(3, 128, 128)
+    with torch.no_grad():
+        logits = model(x)
+        out = model(x, return_embeddings=True)
+    assert isinstance(out, ASTOutput)
+    assert logits.shape == (3, 7)
+    assert out.tokens.shape == (3, 144 + 2, 64)
+    torch.testing.assert_close(out.logits, logits, atol=0, rtol=0)
+    torch.testing.assert_close(out.pooled, (out.tokens[:, 0] + out.tokens[:, 1]) / 2)
+    head_ln, head_linear = model.mlp_head
+    torch.testing.assert_close(logits, head_linear(head_ln(out.pooled)), atol=1e-6, rtol=1e-6)
+    # The tokens come after the final LayerNorm (weight 1, bias 0 at init): zero mean per token.
+    torch.testing.assert_close(out.tokens.mean(-1), torch.zeros(3, 146), atol=1e-5, rtol=0)
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    model = create_model("test", max_length=128)
+    with pytest.raises(ValueError, match="max_length"):
+        model(torch.zeros(1, 100, 128))
+    with pytest.raises(ValueError, match=r"\(B, 128, 128\)"):
+        model(torch.zeros(128, 128))
+
+
+def test_attention_runs_through_sdpa_and_equals_eager(monkeypatch):
+    torch.manual_seed(0)
+    timm.layers.set_fused_attn(False)  # a global timm setting must not select the eager path
+    try:
+        model = create_model("test", max_length=128).eval()
+    finally:
+        timm.layers.set_fused_attn(True)
+    assert all(block.attn.fused_attn for block in model.blocks)
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+
+    def counting_sdpa(*args, **kwargs):
+        calls.append(1)
+        return sdpa(*args, **kwargs)
+
+    x = torch.randn(2, 128, 128)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counting_sdpa)
+    with torch.no_grad():
+        fused = model(x)
+    monkeypatch.undo()
+    assert len(calls) == model.config.num_hidden_layers
+    eager = copy.deepcopy(model)
+    for block in eager.blocks:
+        block.attn.fused_attn = False
+    with torch.no_grad():
+        torch.testing.assert_close(eager(x), fused, atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(monkeypatch):
+    torch.manual_seed(0)
+    plain = create_model("test", max_length=64, num_labels=3)
+    checkpointed = AST(
+        ASTConfig.from_dict({**plain.config.to_dict(), "gradient_checkpointing": True})
+    )
+    checkpointed.load_state_dict(plain.state_dict())
+    calls = []
+    real_checkpoint = model_module.checkpoint
+
+    def counting_checkpoint(*args, **kwargs):
+        calls.append(kwargs.get("use_reentrant"))
+        return real_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "checkpoint", counting_checkpoint)
+    x = torch.randn(2, 64, 128)
+    target = torch.rand(2, 3)
+    for model in (plain, checkpointed):
+        model.train()
+        F.binary_cross_entropy_with_logits(model(x), target).backward()
+    assert calls == [False] * plain.config.num_hidden_layers  # only the checkpointed model
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
+    checkpointed.eval()
+    with torch.no_grad():
+        checkpointed(x)
+    assert len(calls) == plain.config.num_hidden_layers  # no checkpointing in eval mode
+
+
+def test_fresh_initialization_follows_the_original():
+    torch.manual_seed(0)
+    model = create_model("test", max_length=1024)
+    for tensor in (model.pos_embed, model.cls_token, model.dist_token):
+        assert tensor.abs().max() <= 2.0  # timm's trunc_normal_ bounds
+    assert abs(model.pos_embed.std().item() - 0.02) < 0.001  # 77k samples
+    for name, param in model.blocks.named_parameters():
+        if name.endswith("bias") and ".norm" not in name:
+            assert torch.count_nonzero(param) == 0, name
+    assert model.blocks[0].attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    # PyTorch's default init for the conv and the head: uniform, nonzero biases.
+    assert torch.count_nonzero(model.patch_embed.proj.bias) > 0
+    assert torch.count_nonzero(model.mlp_head[1].bias) > 0
+    assert model.mlp_head[0].eps == 1e-5 and model.norm.eps == 1e-6
+    assert model.blocks[0].norm1.eps == 1e-6
+
+
+def test_config_is_validated_with_the_key_in_the_message():
+    with pytest.raises(KeyError, match="unknown_key"):
+        ASTConfig.from_dict({"unknown_key": 1})
+    with pytest.raises(TypeError, match="max_length"):
+        ASTConfig(max_length="1024")
+    with pytest.raises(TypeError, match="keep_imagenet_heads"):
+        ASTConfig(keep_imagenet_heads=1)
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        ASTConfig(hidden_size=64, num_attention_heads=3)
+    with pytest.raises(ValueError, match="max_length"):
+        ASTConfig(max_length=8)
+    with pytest.raises(ValueError, match="hidden_size"):
+        size_config("base384", hidden_size=512)
+    with pytest.raises(KeyError, match="base999"):
+        create_model("base999")
+    config = size_config("small224", max_length=512, num_labels=50)
+    assert ASTConfig.from_dict(config.to_dict()) == config
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size) == (
+        384,
+        6,
+        1536,
+    )

@@ -15,8 +15,13 @@ import sys
 # functions in its module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "norm-stats": ("ast_repro.normstats", "mean and std of log-mel features of a datafile"),
+    "data": ("ast_repro.datasets.cli", "download (or synthesize) and prepare a dataset"),
+    "validate-data": ("ast_repro.datasets.validate", "check a json datafile before training"),
     "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
     "ensemble": ("ast_repro.ensemble", "average predictions of runs or weights of checkpoints"),
+    "train": ("ast_repro.train", "train a recipe (torchrun for several GPUs), or resume it"),
+    "evaluate": ("ast_repro.evaluate", "score a training checkpoint on a datafile"),
+    "predict": ("ast_repro.predict", "top-k labels of audio files from a training checkpoint"),
 }
 
 

@@ -1,0 +1,94 @@
+"""Where a prepared dataset lives on disk: the contract between `datasets` and training.
+
+Each dataset root (default `data/<name>/`) holds `datafiles/*.json` AST datafiles and a
+label csv, named as in the original recipes (original_ast.md sections 2.3-2.5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATASET_NAMES = ("esc50", "speechcommands", "audioset")
+DEFAULT_DATA_DIR = Path("data")
+DATAFILES_DIR = "datafiles"
+# ESC-50 is evaluated by 5-fold cross-validation on the dataset's own folds (section 2.3).
+ESC50_FOLDS = (1, 2, 3, 4, 5)
+
+ESC50_LABEL_CSV = "esc_class_labels_indices.csv"
+SPEECHCOMMANDS_LABEL_CSV = "speechcommands_class_labels_indices.csv"
+AUDIOSET_LABEL_CSV = "class_labels_indices.csv"
+
+
+def default_root(name: str) -> Path:
+    """`data/<name>` relative to the working directory."""
+    _check_name(name)
+    return DEFAULT_DATA_DIR / name
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+
+
+def esc50_datafiles(root: Path, fold: int) -> tuple[Path, Path]:
+    """(train, eval) datafiles of one ESC-50 fold."""
+    if fold not in ESC50_FOLDS:
+        raise ValueError(f"ESC-50 fold must be one of {ESC50_FOLDS}, got {fold}")
+    folder = root / DATAFILES_DIR
+    return folder / f"esc_train_data_{fold}.json", folder / f"esc_eval_data_{fold}.json"
+
+
+def prepared_paths(
+    name: str, root: str | os.PathLike[str] | None = None, *, fold: int = 1
+) -> dict[str, Path]:
+    """Paths of a prepared dataset's datafiles and label csv.
+
+    Args:
+        name: "esc50", "speechcommands" or "audioset".
+        root: dataset root; default `data/<name>`.
+        fold: ESC-50 only, the held-out fold 1..5.
+
+    Returns:
+        Keys "train", "valid", "eval", "labels"; AudioSet adds "train_weights" and, when
+        the full training set was prepared, "train_full" and "train_full_weights".
+        As in the original recipes, ESC-50 validates on its held-out fold and AudioSet on
+        its eval set, so "valid" equals "eval" there. Paths are returned whether or not
+        they exist yet.
+    """
+    _check_name(name)
+    base = Path(root) if root is not None else default_root(name)
+    folder = base / DATAFILES_DIR
+    if name == "esc50":
+        train, held_out = esc50_datafiles(base, fold)
+        return {
+            "train": train,
+            "valid": held_out,
+            "eval": held_out,
+            "labels": folder / ESC50_LABEL_CSV,
+        }
+    if name == "speechcommands":
+        return {
+            "train": folder / "speechcommand_train_data.json",
+            "valid": folder / "speechcommand_valid_data.json",
+            "eval": folder / "speechcommand_eval_data.json",
+            "labels": folder / SPEECHCOMMANDS_LABEL_CSV,
+        }
+    paths = {
+        "train": folder / "balanced_train_data.json",
+        "valid": folder / "eval_data.json",
+        "eval": folder / "eval_data.json",
+        "labels": folder / AUDIOSET_LABEL_CSV,
+        "train_weights": folder / "balanced_train_data_weight.csv",
+    }
+    full = folder / "full_train_data.json"
+    if full.exists():
+        paths["train_full"] = full
+        paths["train_full_weights"] = folder / "full_train_data_weight.csv"
+    return paths
+
+
+def weight_file_for(datafile: str | os.PathLike[str]) -> Path:
+    """`<datafile without .json>_weight.csv`, the original gen_weight_file.py naming."""
+    datafile = Path(datafile)
+    return datafile.with_name(f"{datafile.stem}_weight.csv")

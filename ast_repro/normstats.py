@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
 from ast_repro.datafiles import read_datafile

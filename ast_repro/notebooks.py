@@ -61,6 +61,7 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         "language": "python",
     }
     kept_cells = []
+    code_cells = 0
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
@@ -70,7 +71,10 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         )
         cell.pop("id", None)
         if cell.cell_type == "code":
-            cell.execution_count = None
+            code_cells += 1
+            # nbval refuses stored outputs without an execution count; number code cells
+            # in order so the stored notebook does not change from run to run.
+            cell.execution_count = code_cells if CHECK_TAG in tags else None
             if CHECK_TAG in tags:
                 for output in cell.outputs:
                     output.pop("execution_count", None)

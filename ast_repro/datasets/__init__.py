@@ -7,6 +7,7 @@ needs: the train/valid/eval datafiles and the label csv of a prepared dataset.
 
 from ast_repro.datasets.audioset import prepare_audioset, read_weight_file
 from ast_repro.datasets.cache import WaveformCache, build_cache, open_cache
+from ast_repro.datasets.cli import fetch
 from ast_repro.datasets.esc50 import prepare_esc50
 from ast_repro.datasets.layout import DATASET_NAMES, default_root, prepared_paths
 from ast_repro.datasets.speechcommands import prepare_speechcommands
@@ -17,6 +18,7 @@ __all__ = [
     "WaveformCache",
     "build_cache",
     "default_root",
+    "fetch",
     "open_cache",
     "prepare_audioset",
     "prepare_esc50",

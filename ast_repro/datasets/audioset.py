@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ast_repro.datafiles import LabelMap, read_label_csv, write_datafile
 from ast_repro.datasets.common import fetch, read_marker, relative_to, write_marker

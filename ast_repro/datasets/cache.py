@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
 from ast_repro.datafiles import read_datafile

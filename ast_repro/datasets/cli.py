@@ -168,9 +168,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     name = args.name
-    root = args.root if args.root is not None else default_root(name)
     synthetic = args.synthetic or args.step == "synthesize"
     args.synthetic = synthetic
+    root = args.root if args.root is not None else default_root(name, synthetic=synthetic)
+    if synthetic and not args.force:
+        marker = read_marker(root)
+        # A prepared twin of another size or seed must be prepared again, not reused.
+        if marker and (marker.get("twin_size"), marker.get("twin_seed")) != (args.size, args.seed):
+            args.force = True
     official = audioset.AUDIOSET_CSV_URL if name == "audioset" else _ARCHIVES[name][0]
     url = args.url or official
     if synthetic:
@@ -198,3 +203,32 @@ def _run(args: argparse.Namespace) -> int:
     paths = prepared_paths(name, root)
     print(f"prepared {name} in {root}: train {paths['train']}, eval {paths['eval']}")
     return 0
+
+
+def fetch(
+    name: str,
+    *,
+    synthetic: bool = False,
+    size: str = "smoke",
+    seed: int = 0,
+    root: str | Path | None = None,
+    url: str | None = None,
+    fold: int = 1,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Get and prepare a dataset (or its twin) from Python, exactly as `ast-repro data` does.
+
+    Returns:
+        `prepared_paths(name, root, fold=fold)`: the train/valid/eval datafiles and labels.
+    """
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = [name, "--size", size, "--seed", str(seed)]
+    argv += ["--synthetic"] if synthetic else []
+    argv += ["--root", str(root)] if root is not None else []
+    argv += ["--url", url] if url is not None else []
+    argv += [] if progress else ["--no-progress"]
+    args = parser.parse_args(argv)
+    _run(args)
+    base = Path(root) if root is not None else default_root(name, synthetic=synthetic)
+    return prepared_paths(name, base, fold=fold)

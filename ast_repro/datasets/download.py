@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 # Bytes read per network call: large enough to keep the progress bar cheap.
 CHUNK_SIZE = 1 << 20

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 import torch
 from torchaudio.transforms import Resample
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, AudioError, read_audio_info
 from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv

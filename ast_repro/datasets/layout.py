@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ast_repro.results import data_dir
+
 DATASET_NAMES = ("esc50", "speechcommands", "audioset")
-DEFAULT_DATA_DIR = Path("data")
 DATAFILES_DIR = "datafiles"
 # ESC-50 is evaluated by 5-fold cross-validation on the dataset's own folds (section 2.3).
 ESC50_FOLDS = (1, 2, 3, 4, 5)
@@ -20,10 +21,15 @@ SPEECHCOMMANDS_LABEL_CSV = "speechcommands_class_labels_indices.csv"
 AUDIOSET_LABEL_CSV = "class_labels_indices.csv"
 
 
-def default_root(name: str) -> Path:
-    """`data/<name>` relative to the working directory."""
+def default_root(name: str, *, synthetic: bool = False) -> Path:
+    """`data/<name>` (or `data/<name>-twin` for the synthetic twin) in the data folder.
+
+    The data folder is `$AST_REPRO_DATA`, else `data/` in the checkout, so notebooks (run
+    from notebooks/) and the command line share one copy. Twins get their own root so a
+    real dataset is never mixed with or overwritten by its twin.
+    """
     _check_name(name)
-    return DEFAULT_DATA_DIR / name
+    return data_dir() / (f"{name}-twin" if synthetic else name)
 
 
 def _check_name(name: str) -> None:
@@ -40,7 +46,11 @@ def esc50_datafiles(root: Path, fold: int) -> tuple[Path, Path]:
 
 
 def prepared_paths(
-    name: str, root: str | os.PathLike[str] | None = None, *, fold: int = 1
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    fold: int = 1,
+    synthetic: bool = False,
 ) -> dict[str, Path]:
     """Paths of a prepared dataset's datafiles and label csv.
 
@@ -48,6 +58,7 @@ def prepared_paths(
         name: "esc50", "speechcommands" or "audioset".
         root: dataset root; default `data/<name>`.
         fold: ESC-50 only, the held-out fold 1..5.
+        synthetic: with no `root`, use the twin's default root.
 
     Returns:
         Keys "train", "valid", "eval", "labels"; AudioSet adds "train_weights" and, when
@@ -57,7 +68,7 @@ def prepared_paths(
         they exist yet.
     """
     _check_name(name)
-    base = Path(root) if root is not None else default_root(name)
+    base = Path(root) if root is not None else default_root(name, synthetic=synthetic)
     folder = base / DATAFILES_DIR
     if name == "esc50":
         train, held_out = esc50_datafiles(base, fold)

@@ -1,0 +1,69 @@
+"""The notebooks are stored clean, parameterized the same way, and hold no code of their own."""
+
+from __future__ import annotations
+
+import ast
+
+import nbformat
+import pytest
+
+from ast_repro.notebooks import CHECK_TAG, clean, is_clean, list_notebooks, parameters_of
+
+NOTEBOOKS = list_notebooks()
+
+
+def test_the_numbered_notebooks_exist() -> None:
+    stems = [p.stem for p in NOTEBOOKS]
+    assert "00_data_download" in stems and "01_norm_stats" in stems
+    assert stems == sorted(stems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean(path) -> None:
+    assert is_clean(path), f"{path.name}: run `make format` (ast-repro notebooks clean)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_are_flat_and_smoke(path) -> None:
+    params = parameters_of(path)
+    assert params["profile"] == "smoke"
+    assert all(isinstance(v, (str, int, float, bool)) for v in params.values()), params
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_check_cells_hold_outputs_and_code_cells_define_nothing(path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    checked = [c for c in nb.cells if CHECK_TAG in c.metadata.get("tags", [])]
+    assert checked, f"{path.name}: no cell for nbval to compare"
+    for cell in checked:
+        assert cell.outputs, (
+            f"{path.name}: a check cell has no stored output (make store-notebooks)"
+        )
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Lambda)), (
+                f"{path.name}: helpers belong in the library, not in a notebook"
+            )
+
+
+def test_clean_strips_run_state_but_keeps_check_outputs() -> None:
+    nb = nbformat.v4.new_notebook()
+    plain = nbformat.v4.new_code_cell("print(1)", execution_count=7)
+    plain.outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    checked = nbformat.v4.new_code_cell("print(2)", execution_count=9)
+    checked.metadata["tags"] = [CHECK_TAG]
+    checked.metadata["collapsed"] = True
+    checked.outputs = [nbformat.v4.new_output("stream", text="2\n")]
+    injected = nbformat.v4.new_code_cell("x = 1")
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [plain, injected, checked]
+    nb.metadata["papermill"] = {"duration": 3.0}
+    out = clean(nb)
+    assert [c.source for c in out.cells] == ["print(1)", "print(2)"]
+    assert out.cells[0].outputs == [] and out.cells[0].execution_count is None
+    assert out.cells[1].outputs[0]["text"] == "2\n" and out.cells[1].execution_count == 2
+    assert out.cells[1].metadata == {"tags": [CHECK_TAG]}
+    assert "papermill" not in out.metadata and out.metadata.kernelspec.name == "ast-repro"
+    assert nbformat.writes(clean(out)) == nbformat.writes(out)  # idempotent

@@ -10,10 +10,13 @@ PROFILE ?= smoke
 PARAMS  ?=
 # Seconds a single notebook cell may run before papermill/nbval give up.
 CELL_TIMEOUT ?= 3600
+# Datasets for `make data` / `make twins`, and the twins' size (smoke|small|medium).
+NAMES   ?= esc50 speechcommands audioset
+SIZE    ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps test test-fast check format notebooks demo store-notebooks \
-        lab bench clean
+        data twins lab bench clean
 
 help: ## list the targets
 	@echo "ast-repro: reproduce the Audio Spectrogram Transformer"
@@ -73,6 +76,12 @@ demo: ## the offline default: every notebook in the smoke profile, on CPU
 
 store-notebooks: setup system-deps ## refresh the stored outputs that nbval checks
 	$(BIN)/ast-repro notebooks store --timeout $(CELL_TIMEOUT)
+
+data: setup ## download and prepare the real datasets (NAMES="esc50 speechcommands")
+	for name in $(NAMES); do $(BIN)/ast-repro data $$name || exit 1; done
+
+twins: setup system-deps ## generate and prepare the offline twins (SIZE=smoke|small|medium)
+	for name in $(NAMES); do $(BIN)/ast-repro data $$name --synthetic --size $(SIZE) || exit 1; done
 
 lab: setup ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks

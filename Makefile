@@ -87,7 +87,7 @@ lab: setup ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks
 
 bench: setup ## feature-extraction benchmark against torchaudio and transformers
-	$(BIN)/python benchmarks/bench_fbank.py
+	$(BIN)/ast-repro bench
 
 clean: ## remove caches and executed notebook copies; keeps data/ and results of runs
 	rm -rf .pytest_cache .ruff_cache results/notebooks/smoke

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "norm-stats": ("ast_repro.normstats", "mean and std of log-mel features of a datafile"),
     "data": ("ast_repro.datasets.cli", "download (or synthesize) and prepare a dataset"),
     "validate-data": ("ast_repro.datasets.validate", "check a json datafile before training"),
+    "bench": ("ast_repro.bench", "feature-extraction speed against torchaudio and transformers"),
     "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
     "ensemble": ("ast_repro.ensemble", "average predictions of runs or weights of checkpoints"),
     "train": ("ast_repro.train", "train a recipe (torchrun for several GPUs), or resume it"),

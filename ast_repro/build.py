@@ -1,0 +1,223 @@
+"""A run's inputs from its config: the dataset files and the initialized model.
+
+The original builds `ASTModel(label_dim, fstride, tstride, input_fdim=128, input_tdim,
+imagenet_pretrain, audioset_pretrain, model_size='base384')` in `src/run.py` and reads the
+datafiles the recipe script names (original_ast.md sections 2.1-2.5 and 4). Here the model
+comes from `ast_repro.model` and its initialization from `ast_repro.weights`:
+- `imagenet_pretrain` (AST-S): DeiT weights, or for the tiny `test` size the offline digits
+  proxy of `ast_repro.proxy_pretrain`, which is created on first use;
+- `audioset_pretrain` (AST-P, ESC-50): the original AudioSet checkpoint, or a checkpoint of
+  one of this package's AudioSet runs (its patch grid is read from the file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+from ast_repro.augment import BatchFrontEnd
+from ast_repro.checkpoint import CHECKPOINT_FORMAT
+from ast_repro.config import ConfigError, TrainConfig
+from ast_repro.data import (
+    AudioDataset,
+    DistributedWeightedSampler,
+    WaveformDataset,
+    balanced_weights,
+    read_weight_file,
+)
+from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
+from ast_repro.datasets.layout import prepared_paths, weight_file_for
+from ast_repro.evaluate import eval_dataset, frontend_config
+from ast_repro.model import AST, ASTConfig, create_model
+from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
+from ast_repro.results import data_dir
+from ast_repro.runtime import Runtime, broadcast_from_main
+from ast_repro.weights import audioset_init, imagenet_init, load_imagenet_state_dict
+
+# The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).
+AUDIOSET_CHECKPOINT = "audioset_10_10_0.4593.pth"
+# The model size whose ImageNet stand-in is the digits proxy.
+PROXY_MODEL_SIZE = "test"
+
+
+def data_paths(config: TrainConfig) -> dict[str, Path]:
+    """The datafiles, label csv and sampler weights of a run, checked to exist.
+
+    Empty config paths come from the prepared layout of `config.dataset` under
+    `config.data_root` (default `$AST_REPRO_DATA/<dataset>`, see `ast_repro.results`).
+
+    Returns:
+        Keys "train", "valid", "eval", "labels", "train_weights" (may not exist).
+
+    Raises:
+        DatafileError: a file is missing; the message says how to prepare it.
+    """
+    root = Path(config.data_root) if config.data_root else data_dir() / config.dataset
+    folds = config.fold_list()
+    layout = prepared_paths(config.dataset, root, fold=folds[0] if folds else 1)
+    if config.train_split not in layout and not config.train_data:
+        raise DatafileError(
+            f"{root}: no {config.train_split!r} datafile is prepared for {config.dataset} "
+            "(the full AudioSet training set needs its json, see `ast-repro data audioset`)"
+        )
+    paths = {
+        "train": Path(config.train_data or layout[config.train_split]),
+        "valid": Path(config.valid_data or layout["valid"]),
+        "eval": Path(config.eval_data or layout["eval"]),
+        "labels": Path(config.label_csv or layout["labels"]),
+    }
+    for key, path in paths.items():
+        if not path.is_file():
+            raise DatafileError(
+                f"{path}: the {key} file of dataset {config.dataset!r} is missing. Prepare the "
+                f"data with `ast-repro data {config.dataset} --root {root}` (add --synthetic for "
+                "the offline twin), or set data_root / train_data / valid_data / eval_data / "
+                "label_csv"
+            )
+    paths["train_weights"] = Path(config.train_weights or weight_file_for(paths["train"]))
+    return paths
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The datasets, sampler and front end of a run."""
+
+    paths: dict[str, Path]
+    labels: LabelMap
+    train_set: Any  # AudioDataset (worker front end) or WaveformDataset (device front end)
+    sampler: Sampler[int]  # shuffling or balanced, split over the DDP ranks
+    valid_set: Dataset
+    eval_set: Dataset | None  # the test set scored at the end when select_best
+    frontend: BatchFrontEnd | None  # the batched front end of frontend="device"
+
+
+def build_data(config: TrainConfig, runtime: Runtime) -> RunData:
+    """Datasets and sampler of a run; the training set is augmented as the recipe says."""
+    paths = data_paths(config)
+    labels = read_label_csv(paths["labels"])
+
+    def cache(datafile: Path) -> str | None:
+        return _waveform_cache(datafile, runtime) if config.waveform_cache else None
+
+    frontend = None
+    if config.frontend == "device":
+        frontend = BatchFrontEnd(frontend_config(config))
+        train_set: Any = WaveformDataset(
+            datafile=paths["train"],
+            label_csv=paths["labels"],
+            target_length=config.target_length,
+            waveform_cache=cache(paths["train"]),
+        )
+    else:
+        train_set = AudioDataset(
+            datafile=paths["train"],
+            label_csv=paths["labels"],
+            target_length=config.target_length,
+            num_mel_bins=config.num_mel_bins,
+            norm=config.norm,
+            freqm=config.freqm,
+            timem=config.timem,
+            mixup=config.mixup,
+            noise=config.noise,
+            training=True,
+            seed=config.seed,
+            waveform_cache=cache(paths["train"]),
+        )
+    valid_set = eval_dataset(
+        config, paths["valid"], paths["labels"], waveform_cache=cache(paths["valid"])
+    )
+    eval_set = None
+    if config.select_best and paths["eval"] != paths["valid"]:
+        eval_set = eval_dataset(
+            config, paths["eval"], paths["labels"], waveform_cache=cache(paths["eval"])
+        )
+    world, rank = runtime.world_size, runtime.rank
+    sampler: Sampler[int]
+    if config.balanced_sampler:
+        if paths["train_weights"].is_file():
+            weights = read_weight_file(paths["train_weights"], num_clips=len(train_set))
+        else:
+            weights = balanced_weights(train_set.clips, labels)
+        # the original draws len(weights) clips with replacement per epoch (section 2.5)
+        sampler = DistributedWeightedSampler(
+            weights, num_samples=len(weights), num_replicas=world, rank=rank, seed=config.seed
+        )
+    else:
+        # NOTE: the original shuffles with the global RNG (DataLoader shuffle=True); here the
+        # order is a permutation seeded by (seed + epoch), the same for any number of ranks.
+        sampler = DistributedSampler(
+            train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
+        )
+    return RunData(paths, labels, train_set, sampler, valid_set, eval_set, frontend)
+
+
+def _waveform_cache(datafile: Path, runtime: Runtime) -> str:
+    """Decode a datafile's clips once into `<datafile folder>/cache/` (rank 0 builds it)."""
+    from ast_repro.datasets.cache import build_cache
+
+    cache_dir = datafile.parent / "cache"
+    if runtime.is_main:
+        build_cache(datafile, cache_dir)
+    runtime.barrier()
+    return str(build_cache(datafile, cache_dir))
+
+
+def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
+    """The run's AST, freshly initialized from `config.seed` and then from its weights.
+
+    Raises:
+        ModelFileMissing: pretrained weights are absent; the message says what to fetch.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = create_model(
+            config.model_size,
+            num_mel_bins=config.num_mel_bins,
+            max_length=config.target_length,
+            frequency_stride=config.frequency_stride,
+            time_stride=config.time_stride,
+            num_labels=num_labels,
+            gradient_checkpointing=config.gradient_checkpointing,
+        )
+        if config.audioset_pretrain:
+            _audioset_init(model, config)
+        elif config.imagenet_pretrain:
+            path = config.pretrained_path or None
+            if path is None and config.model_size == PROXY_MODEL_SIZE:
+                ensure_proxy(runtime)
+            imagenet_init(model, load_imagenet_state_dict(config.model_size, path))
+    return model
+
+
+def ensure_proxy(runtime: Runtime) -> Path:
+    """Create the digits proxy for the `test` size if it is missing (rank 0, others wait)."""
+    path = pretrained_dir() / PROXY_FILE
+    if broadcast_from_main(not path.is_file(), runtime):
+        if runtime.is_main:
+            from ast_repro.proxy_pretrain import pretrain_proxy
+
+            print(f"pre-training the digits proxy for ImageNet weights -> {path}")
+            result = pretrain_proxy(path)
+            print(f"proxy digits accuracy {result.test_accuracy:.3f}")
+        runtime.barrier()
+    return path
+
+
+def _audioset_init(model: AST, config: TrainConfig) -> None:
+    if config.pretrained_path:
+        source = Path(config.pretrained_path)
+    else:
+        source = original_checkpoint_path(AUDIOSET_CHECKPOINT)  # raises with the URL if absent
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        # one of this package's AudioSet runs: take its grid from its own architecture
+        grid = ASTConfig.from_dict(payload["model_config"]).grid
+        if payload["config"].get("dataset") != "audioset":
+            raise ConfigError(f"{source}: audioset_pretrain needs an AudioSet run's checkpoint")
+        audioset_init(model, payload["model"], source_grid=grid)
+    else:
+        audioset_init(model, source)

@@ -1,0 +1,63 @@
+"""ESC-50 5-fold cross-validation (original `egs/esc50/run_esc.sh` and `get_esc_result.py`).
+
+The original trains one model per fold, each validated on its held-out fold, then averages
+the per-epoch accuracies over the folds and reports the epoch with the best average: a
+choice made on the test folds themselves (original_ast.md section 2.3). `train_esc50_folds`
+runs the folds and records that figure next to the unbiased last-epoch figure, each labelled
+(`ast_repro.ensemble.esc50_summary`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ast_repro.config import ConfigError, TrainConfig
+from ast_repro.ensemble import esc50_summary
+from ast_repro.results import write_metrics
+from ast_repro.runtime import setup
+from ast_repro.train import STAGE, train
+
+
+def train_esc50_folds(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    """ESC-50 cross-validation: train each fold of `config.folds`, then summarise.
+
+    Fold k trains on the other folds and validates on fold k (run `<run_name>/fold{k}`), as
+    `egs/esc50/run_esc.sh`. The summary (`ast_repro.ensemble.esc50_summary`) gives both the
+    original's figure, chosen on the test folds, and the unbiased last-epoch figure.
+    """
+    folds = config.fold_list()
+    if not folds:
+        raise ConfigError(f"dataset={config.dataset!r}: cross-validation is for esc50 only")
+    runtime = setup(device=config.device, precision=config.precision)
+    try:
+        runs = {}
+        for fold in folds:
+            fold_config = dataclasses.replace(
+                config, folds=str(fold), run_name=f"{config.run_name}/fold{fold}"
+            )
+            runs[fold] = train(fold_config, resume=resume, runtime=runtime)
+        accuracy = [[record["accuracy"] for record in runs[f]["history"]] for f in folds]
+        summary = esc50_summary(accuracy)
+        path = None
+        if runtime.is_main:
+            path = write_metrics(
+                STAGE,
+                config.run_name,
+                profile=config.profile,
+                config=config.to_dict(),
+                metrics={"folds": folds, "cross_validation": summary},
+                seed=config.seed,
+                wall_time_s=sum(runs[f]["history"][-1]["seconds"] for f in folds),
+                extra={"fold_runs": {str(f): runs[f]["run_dir"] for f in folds}},
+            )
+            for key in ("selected", "last_epoch"):
+                part = summary[key]
+                print(f"ESC-50 {part['label']}: epoch {part['epoch']}, mean {part['mean']:.4f}")
+        return {
+            "summary": summary,
+            "folds": runs,
+            "metrics_path": None if path is None else str(path),
+        }
+    finally:
+        runtime.close()

@@ -1,0 +1,97 @@
+"""Label audio files with a trained model (original `egs/audioset/inference.py`).
+
+The original inference script computes the fbank of one clip, pads or crops it to the
+model's length, normalizes it, applies the model and a sigmoid and prints the top classes
+(original_ast.md section 5.6). `ast-repro predict CHECKPOINT a.wav b.wav --top-k 5` does the
+same from a training checkpoint, which carries the features' settings and the label names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ast_repro.audio import AudioError, load_audio
+from ast_repro.augment import process_sample
+from ast_repro.checkpoint import CheckpointError, load_model
+from ast_repro.evaluate import frontend_config
+from ast_repro.runtime import resolve_device
+
+# The original inference demo prints the 10 best classes; 5 is enough on a terminal.
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class of one clip."""
+
+    mid: str
+    name: str
+    probability: float
+
+
+def predict(
+    checkpoint: str | os.PathLike[str],
+    wavs: list[str | os.PathLike[str]],
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    device: str = "auto",
+) -> list[list[Prediction]]:
+    """Top-k classes of each audio file by sigmoid probability.
+
+    Args:
+        checkpoint: a training checkpoint (`best.pt`, `wa.pt`, `epoch_k.pt`, ...).
+        wavs: audio files; any sample rate (resampled to 16 kHz), first channel.
+        top_k: classes per file.
+        device: "auto", "cpu", "cuda", ...
+
+    Returns:
+        For each file, `top_k` predictions, most probable first.
+    """
+    model, config, labels = load_model(checkpoint)
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    target = resolve_device(device)
+    model.to(target)
+    features = frontend_config(config)
+    no_labels = torch.zeros(labels.num_classes)
+    results = []
+    for wav in wavs:
+        fbank, _ = process_sample(features, load_audio(wav), no_labels)  # (T, F)
+        with torch.no_grad():
+            probs = torch.sigmoid(model(fbank[None].to(target)).float())[0].cpu()  # (C,)
+        values, indices = probs.topk(min(top_k, labels.num_classes))
+        results.append(
+            [
+                Prediction(labels.mids[i], labels.names[i], float(v))
+                for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+            ]
+        )
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `ast-repro predict`."""
+    parser.add_argument("checkpoint", type=Path, help="a run's best.pt, wa.pt, epoch_k.pt, ...")
+    parser.add_argument("wavs", nargs="+", type=Path, help="audio files to label")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="classes per file")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the top-k display names and probabilities of each file."""
+    try:
+        results = predict(args.checkpoint, args.wavs, top_k=args.top_k, device=args.device)
+    except (CheckpointError, AudioError, ValueError, RuntimeError) as exc:
+        print(f"ast-repro predict: error: {exc}", file=sys.stderr)
+        return 2
+    for wav, predictions in zip(args.wavs, results, strict=True):
+        print(wav)
+        for rank, p in enumerate(predictions, start=1):
+            print(f"  {rank:>2}. {p.probability:.4f}  {p.name}  ({p.mid})")
+    return 0

@@ -1,0 +1,159 @@
+"""Where a run executes: device, mixed precision and `torchrun` process groups.
+
+The original trains with `nn.DataParallel` over the visible GPUs and fp16 autocast with a
+GradScaler (original_ast.md sections 5.1 and 9.11). Here one process per GPU under `torchrun`
+and DistributedDataParallel, bf16 autocast on CUDA by default (fp16 with a GradScaler as an
+option) and fp32 on CPU. A run started without `torchrun` is a world of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+# torchrun's environment variables (torch.distributed.run).
+WORLD_SIZE_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
+# How long ranks wait for each other (e.g. while rank 0 writes a checkpoint or evaluates).
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The process's place in the job and how it computes.
+
+    Attributes:
+        device: where the model and batches live.
+        precision: resolved "fp32", "bf16" or "fp16".
+        rank, world_size, local_rank: as set by torchrun (0, 1, 0 without it).
+        owns_group: this process created the process group and destroys it in `close`.
+    """
+
+    device: torch.device
+    precision: str
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast for forward passes; a no-op in fp32."""
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler, enabled only for fp16 (the original's AMP, section 5.1)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def close(self) -> None:
+        """Destroy the process group if this runtime created it."""
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """ "auto" -> this rank's GPU when CUDA is available, else the CPU; otherwise `name`."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} was asked for, but CUDA is not available here")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" -> "bf16" on CUDA (fp16 on GPUs without bf16), "fp32" elsewhere."""
+    # NOTE: the original always runs fp16 autocast with a GradScaler (section 5.1). bf16 has
+    # fp32's range, so it needs no loss scaling and cannot overflow; "fp16" remains available.
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type != "cuda":
+        raise RuntimeError("precision='fp16' (autocast + GradScaler) needs a CUDA device")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}")
+    return precision
+
+
+def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
+    """Join the torchrun process group when WORLD_SIZE > 1 and pick device and precision.
+
+    The backend is NCCL on CUDA and Gloo on CPU; the group is read from torchrun's
+    environment variables. Without torchrun this returns a single-process runtime.
+    """
+    # NOTE: the original wraps the model in nn.DataParallel over all visible GPUs; one process
+    # per GPU with DistributedDataParallel is faster and also spans nodes. The recipe's batch
+    # stays the global batch (see ast_repro.train).
+    world_size = int(os.environ.get(WORLD_SIZE_ENV, "1"))
+    rank = int(os.environ.get(RANK_ENV, "0"))
+    local_rank = int(os.environ.get(LOCAL_RANK_ENV, "0"))
+    resolved = resolve_device(device, local_rank)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    owns_group = False
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=PROCESS_GROUP_TIMEOUT)
+        owns_group = True
+    if dist.is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    return Runtime(
+        device=resolved,
+        precision=resolve_precision(precision, resolved),
+        rank=rank,
+        world_size=world_size,
+        local_rank=local_rank,
+        owns_group=owns_group,
+    )
+
+
+def all_reduce_mean(value: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Mean of a tensor over ranks (a nan on any rank makes the mean nan)."""
+    if not runtime.distributed:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / runtime.world_size
+
+
+def gather_to_main(obj: Any, runtime: Runtime) -> list[Any] | None:
+    """Every rank's `obj` on rank 0 (in rank order); None on the other ranks."""
+    if not runtime.distributed:
+        return [obj]
+    gathered: list[Any] = [None] * runtime.world_size if runtime.is_main else []
+    dist.gather_object(obj, gathered if runtime.is_main else None, dst=0)
+    return gathered if runtime.is_main else None
+
+
+def broadcast_from_main(obj: Any, runtime: Runtime) -> Any:
+    """Rank 0's `obj` on every rank."""
+    if not runtime.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

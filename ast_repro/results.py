@@ -8,6 +8,7 @@ and figures are built from these files only; nothing is typed by hand.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -145,9 +146,21 @@ def write_metrics(
         **(extra or {}),
     }
     path = run_dir(stage, run) / "metrics.json"
-    # Round-trip through json first so a non-serializable value fails before anything is written.
-    atomic_write_json(path, json.loads(json.dumps(record)))
+    # Round-trip through json first so a non-serializable value fails before anything is
+    # written; non-finite floats (d' of a perfect AUC is inf) become null, keeping strict json.
+    atomic_write_json(path, json.loads(json.dumps(_finite(record), allow_nan=False)))
     return path
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:

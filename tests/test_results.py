@@ -1,0 +1,50 @@
+"""metrics.json: provenance, strict json, profiles; the console script imports lazily."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ast_repro.results import collect, read_metrics, write_metrics
+
+
+def test_write_metrics_records_provenance_as_strict_json(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AST_REPRO_RESULTS", str(tmp_path))
+    path = write_metrics(
+        "train",
+        "smoke-run",
+        profile="smoke",
+        config={"lr": 1e-4},
+        metrics={"d_prime": float("inf"), "acc": [0.5, float("nan"), 0.75]},
+        seed=3,
+        wall_time_s=1.23456,
+    )
+    assert path == tmp_path / "train" / "smoke-run" / "metrics.json"
+    record = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-json {c}"))
+    assert record["metrics"] == {"d_prime": None, "acc": [0.5, None, 0.75]}
+    assert record["profile"] == "smoke" and record["seed"] == 3 and record["wall_time_s"] == 1.235
+    assert record["packages"]["torch"] and record["device"] and "python" in record
+    assert collect("train") == [read_metrics(path)]
+
+
+def test_profile_and_serializability_are_checked_before_writing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AST_REPRO_RESULTS", str(tmp_path))
+    common = dict(config={}, metrics={}, seed=0, wall_time_s=0.0)
+    with pytest.raises(ValueError, match="profile"):
+        write_metrics("s", "r", profile="full", **common)
+    with pytest.raises(TypeError):
+        write_metrics("s", "r", profile="smoke", extra={"bad": object()}, **common)
+    assert not (tmp_path / "s" / "r" / "metrics.json").exists()
+
+
+def test_help_imports_no_command_module() -> None:
+    code = (
+        "import sys; from ast_repro.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m in ('torch', 'nbformat', 'timm')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -10,13 +10,16 @@ PROFILE ?= smoke
 PARAMS  ?=
 # Seconds a single notebook cell may run before papermill/nbval give up.
 CELL_TIMEOUT ?= 3600
+# `make train RECIPE=speechcommands SET="epochs=10 batch_size=64"`
+RECIPE  ?= smoke_speechcommands
+SET     ?=
 # Datasets for `make data` / `make twins`, and the twins' size (smoke|small|medium).
 NAMES   ?= esc50 speechcommands audioset
 SIZE    ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps test test-fast check format notebooks demo store-notebooks \
-        data twins lab bench clean
+        data twins train lab bench clean
 
 help: ## list the targets
 	@echo "ast-repro: reproduce the Audio Spectrogram Transformer"
@@ -82,6 +85,9 @@ data: setup ## download and prepare the real datasets (NAMES="esc50 speechcomman
 
 twins: setup system-deps ## generate and prepare the offline twins (SIZE=smoke|small|medium)
 	for name in $(NAMES); do $(BIN)/ast-repro data $$name --synthetic --size $(SIZE) || exit 1; done
+
+train: setup ## train a recipe (RECIPE=name SET="key=value ..."); `ast-repro train --help`
+	$(BIN)/ast-repro train --recipe $(RECIPE) $(foreach kv,$(SET),--set $(kv))
 
 lab: setup ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks

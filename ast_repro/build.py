@@ -28,9 +28,10 @@ from ast_repro.data import (
     WaveformDataset,
     balanced_weights,
     read_weight_file,
+    weight_file_path,
 )
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
-from ast_repro.datasets.layout import prepared_paths, weight_file_for
+from ast_repro.datasets.layout import prepared_paths
 from ast_repro.evaluate import eval_dataset, frontend_config
 from ast_repro.model import AST, ASTConfig, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
@@ -78,7 +79,7 @@ def data_paths(config: TrainConfig) -> dict[str, Path]:
                 "the offline twin), or set data_root / train_data / valid_data / eval_data / "
                 "label_csv"
             )
-    paths["train_weights"] = Path(config.train_weights or weight_file_for(paths["train"]))
+    paths["train_weights"] = Path(config.train_weights or weight_file_path(paths["train"]))
     return paths
 
 

@@ -5,7 +5,8 @@ waveform cache and a datafile validator. `prepared_paths(name, root)` is what tr
 needs: the train/valid/eval datafiles and the label csv of a prepared dataset.
 """
 
-from ast_repro.datasets.audioset import prepare_audioset, read_weight_file
+from ast_repro.data import read_weight_file
+from ast_repro.datasets.audioset import prepare_audioset
 from ast_repro.datasets.cache import WaveformCache, build_cache, open_cache
 from ast_repro.datasets.cli import fetch
 from ast_repro.datasets.esc50 import prepare_esc50

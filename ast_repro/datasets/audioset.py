@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from ast_repro.datafiles import LabelMap, read_label_csv, write_datafile
+from ast_repro.data import balanced_weights, weight_file_path, write_weight_file
+from ast_repro.datafiles import Clip, LabelMap, read_label_csv, write_datafile
 from ast_repro.datasets.common import fetch, read_marker, relative_to, write_marker
-from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR, weight_file_for
-from ast_repro.fileio import atomic_open, atomic_write_text
+from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR
+from ast_repro.fileio import atomic_write_text
 
 AUDIOSET_CSV_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"
 SEGMENT_CSVS = {
@@ -35,9 +35,6 @@ SEGMENT_CSVS = {
 CSV_DIR = "csv"
 AUDIO_DIR = "audio"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-# gen_weight_file.py: label_weight = 1000.0 / (label_count + 0.01).
-WEIGHT_NUMERATOR = 1000.0
-WEIGHT_EPSILON = 0.01
 # A downloader command; {ytid}, {start}, {end} and {out} (output path without suffix) are
 # filled in per clip. The yt-dlp default cuts the 10 s segment and converts it with ffmpeg
 # to 16 kHz mono wav; it needs `pip install yt-dlp` and an ffmpeg on PATH.
@@ -167,34 +164,6 @@ def download_clips(
     return [segment for segment, ok in zip(segments, fetched, strict=True) if not ok]
 
 
-def class_weights(label_lists: list[tuple[str, ...]], labels: LabelMap) -> np.ndarray:
-    """Per-class sampler weights 1000 / (count + 0.01), (C,) float64."""
-    counts = np.zeros(labels.num_classes)
-    for mids in label_lists:
-        for mid in mids:
-            counts[labels.index(mid)] += 1
-    return WEIGHT_NUMERATOR / (counts + WEIGHT_EPSILON)
-
-
-def sample_weights(label_lists: list[tuple[str, ...]], labels: LabelMap) -> np.ndarray:
-    """Per-clip sampler weights: the sum of its labels' class weights, (N,) float64."""
-    per_class = class_weights(label_lists, labels)
-    return np.array([sum(per_class[labels.index(mid)] for mid in mids) for mids in label_lists])
-
-
-def write_weight_file(datafile: str | os.PathLike[str], weights: np.ndarray) -> Path:
-    """Write `<datafile stem>_weight.csv`, one weight per line (np.savetxt, as the original)."""
-    path = weight_file_for(datafile)
-    with atomic_open(path, "wb") as handle:
-        np.savetxt(handle, weights, delimiter=",")
-    return path
-
-
-def read_weight_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a weight file written by `write_weight_file` (or gen_weight_file.py), (N,)."""
-    return np.atleast_1d(np.loadtxt(path, delimiter=",", dtype=np.float64))
-
-
 def _wav_entry(path: Path, folder: Path) -> str:
     """Relative to the datafile folder inside the dataset root, absolute outside it."""
     root = folder.parent.resolve()
@@ -214,7 +183,8 @@ def _write_split(
         ],
     )
     if weights:
-        write_weight_file(datafile, sample_weights([s.labels for s, _ in found], labels))
+        clips = [Clip(wav=path, labels=segment.labels) for segment, path in found]
+        write_weight_file(weight_file_path(datafile), balanced_weights(clips, labels))
     return datafile
 
 
@@ -281,7 +251,7 @@ def prepare_audioset(
             found_by_split[split] = found
             written[split] = _write_split(folder, split, found, labels, split != "eval")
             if split != "eval":
-                written[f"{split}_weights"] = weight_file_for(written[split])
+                written[f"{split}_weights"] = weight_file_path(written[split])
     if not found_by_split:
         raise AudioSetError(
             f"{audio_dir}: no audio for any listed segment. Put clips named <YTID>.wav there "
@@ -291,7 +261,7 @@ def prepare_audioset(
     if "balanced_train" in found_by_split and "unbalanced_train" in found_by_split:
         full = found_by_split["balanced_train"] + found_by_split["unbalanced_train"]
         written["full_train"] = _write_split(folder, "full_train", full, labels, True)
-        written["full_train_weights"] = weight_file_for(written["full_train"])
+        written["full_train_weights"] = weight_file_path(written["full_train"])
     marker = read_marker(root)
     marker.update(dataset="audioset", source_url=base_url, audio_dir=str(audio_dir), clips=counts)
     write_marker(root, marker)

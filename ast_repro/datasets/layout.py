@@ -97,9 +97,3 @@ def prepared_paths(
         paths["train_full"] = full
         paths["train_full_weights"] = folder / "full_train_data_weight.csv"
     return paths
-
-
-def weight_file_for(datafile: str | os.PathLike[str]) -> Path:
-    """`<datafile without .json>_weight.csv`, the original gen_weight_file.py naming."""
-    datafile = Path(datafile)
-    return datafile.with_name(f"{datafile.stem}_weight.csv")

@@ -214,17 +214,27 @@ def normalize(fbank: torch.Tensor, stats: NormStats) -> torch.Tensor:
     return (fbank - stats.mean) / (2.0 * stats.std)
 
 
-def reference_fbank(waveform: torch.Tensor, sample_rate: int, num_mel_bins: int = NUM_MEL_BINS):
+def reference_fbank(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    num_mel_bins: int = NUM_MEL_BINS,
+    *,
+    subtract_mean: bool = True,
+) -> torch.Tensor:
     """The original's call to torchaudio's Kaldi fbank for one clip: the parity reference.
 
     Args:
         waveform: (N,) float samples in [-1, 1].
+        subtract_mean: remove the waveform's global mean first, as the original's dataset
+            does (Kaldi's per-frame DC removal makes it matter only in the last bits).
 
     Returns:
         (T, F) log-mel features.
     """
+    if subtract_mean:
+        waveform = waveform - waveform.mean()
     return kaldi.fbank(
-        waveform[None] - waveform.mean(),
+        waveform[None],
         htk_compat=True,
         sample_frequency=sample_rate,
         use_energy=False,

@@ -165,6 +165,23 @@ def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
         stale[0]
 
 
+def test_real_waveform_cache_gives_the_same_items(dataset_files, tmp_path) -> None:
+    from ast_repro.datasets.cache import build_cache
+
+    manifest = build_cache(dataset_files[0], tmp_path / "cache", progress=False)
+    training = dict(training=True, freqm=8, timem=16, mixup=0.5, seed=3)
+    plain, cached = (
+        _dataset(dataset_files, **training),
+        _dataset(dataset_files, waveform_cache=str(manifest), **training),
+    )
+    for dataset in (plain, cached):
+        dataset.set_epoch(2)
+    for i in range(len(LENGTHS)):
+        (x, y), (x_cached, y_cached) = plain[i], cached[i]
+        assert torch.equal(y, y_cached)
+        torch.testing.assert_close(x_cached, x, rtol=0, atol=1e-6)
+
+
 def test_unknown_label_names_the_datafile(dataset_files, tmp_path) -> None:
     bad = tmp_path / "bad.json"
     write_datafile(bad, [{"wav": "audio/clip0.wav", "labels": "a,zzz"}])

@@ -194,6 +194,15 @@ def test_training_learns_the_tones(results: Path, data: dict) -> None:
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
 
 
+def test_waveform_cache_changes_nothing_but_speed(results: Path, data: dict) -> None:
+    plain = train(tiny_config(data, mixup=0.5, run_name="plain"))["history"]
+    cached = train(tiny_config(data, mixup=0.5, waveform_cache=True, run_name="cached"))
+    assert list(Path(data["train_data"]).parent.glob("cache/*.cache.json"))
+    for a, b in zip(plain, cached["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["mAP"] == pytest.approx(b["mAP"], rel=1e-6)
+
+
 def test_warmup_runs_the_first_50_steps_at_lr_zero(results: Path, data: dict) -> None:
     config = tiny_config(data, warmup=True, run_name="warm")  # 2 epochs x 3 steps
     result = train(config)

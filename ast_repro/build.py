@@ -31,11 +31,10 @@ from ast_repro.data import (
     weight_file_path,
 )
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
-from ast_repro.datasets.layout import prepared_paths
+from ast_repro.datasets.layout import default_root, prepared_paths
 from ast_repro.evaluate import eval_dataset, frontend_config
 from ast_repro.model import AST, ASTConfig, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
-from ast_repro.results import data_dir
 from ast_repro.runtime import Runtime, broadcast_from_main
 from ast_repro.weights import audioset_init, imagenet_init, load_imagenet_state_dict
 
@@ -49,7 +48,8 @@ def data_paths(config: TrainConfig) -> dict[str, Path]:
     """The datafiles, label csv and sampler weights of a run, checked to exist.
 
     Empty config paths come from the prepared layout of `config.dataset` under
-    `config.data_root` (default `$AST_REPRO_DATA/<dataset>`, see `ast_repro.results`).
+    `config.data_root`; by default `$AST_REPRO_DATA/<dataset>` for the paper profile and the
+    twin's `$AST_REPRO_DATA/<dataset>-twin` for the smoke profile (`ast_repro.results`).
 
     Returns:
         Keys "train", "valid", "eval", "labels", "train_weights" (may not exist).
@@ -57,7 +57,12 @@ def data_paths(config: TrainConfig) -> dict[str, Path]:
     Raises:
         DatafileError: a file is missing; the message says how to prepare it.
     """
-    root = Path(config.data_root) if config.data_root else data_dir() / config.dataset
+    smoke = config.profile == "smoke"
+    root = (
+        Path(config.data_root)
+        if config.data_root
+        else default_root(config.dataset, synthetic=smoke)
+    )
     folds = config.fold_list()
     layout = prepared_paths(config.dataset, root, fold=folds[0] if folds else 1)
     if config.train_split not in layout and not config.train_data:
@@ -73,11 +78,11 @@ def data_paths(config: TrainConfig) -> dict[str, Path]:
     }
     for key, path in paths.items():
         if not path.is_file():
+            command = f"ast-repro data {config.dataset}" + (" --synthetic" if smoke else "")
             raise DatafileError(
                 f"{path}: the {key} file of dataset {config.dataset!r} is missing. Prepare the "
-                f"data with `ast-repro data {config.dataset} --root {root}` (add --synthetic for "
-                "the offline twin), or set data_root / train_data / valid_data / eval_data / "
-                "label_csv"
+                f"data with `{command} --root {root}`, or set data_root / train_data / "
+                "valid_data / eval_data / label_csv"
             )
     paths["train_weights"] = Path(config.train_weights or weight_file_path(paths["train"]))
     return paths

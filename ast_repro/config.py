@@ -54,7 +54,7 @@ class TrainConfig:
     profile: str = "paper"
     run_name: str = ""  # results/train/<run_name>/; empty: "<recipe>-s<seed>"
     dataset: str = "audioset"
-    data_root: str = ""  # empty: $AST_REPRO_DATA/<dataset> (ast_repro.results.data_dir)
+    data_root: str = ""  # empty: $AST_REPRO_DATA/<dataset>, or <dataset>-twin when smoke
     train_split: str = "train"
     folds: str = ESC50_ALL_FOLDS  # ESC-50 only: the held-out folds to run
     train_data: str = ""

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             False,
         )
     except ImportError:
-        pass
+        print("transformers is not installed: its extractor is not timed")
     if torch.cuda.is_available():
         on_gpu = batch.cuda()
         paths["torchaudio per-clip loop (cuda)"] = (lambda: torchaudio_loop(on_gpu), True)

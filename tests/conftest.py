@@ -36,3 +36,20 @@ def tone(seconds: float, sample_rate: int, freq: float, rng: np.random.Generator
     return (0.4 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(
         np.float32
     )
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private results/ folder for runs; weights go to a private folder too, so nothing a
+    test trains is written into the checkout's pretrained_models/."""
+    monkeypatch.setenv("AST_REPRO_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("AST_REPRO_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    return tmp_path / "results"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> dict:
+    """A tiny prepared dataset (tones in three classes) for training tests."""
+    from tests.train_fixtures import tiny_dataset
+
+    return tiny_dataset(tmp_path / "data")

@@ -12,23 +12,11 @@ import torch
 from ast_repro import checkpoint as ckpt
 from ast_repro.config import ConfigError
 from ast_repro.train import train
-from tests.train_fixtures import tiny_config, tiny_dataset
+from tests.train_fixtures import tiny_config
 
 
 class Killed(Exception):
     """Stands in for the process being killed after a checkpoint was written."""
-
-
-@pytest.fixture
-def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AST_REPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("AST_REPRO_PRETRAINED_DIR", str(tmp_path / "pretrained"))
-    return tmp_path / "results"
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> dict:
-    return tiny_dataset(tmp_path / "data")
 
 
 def _kill_after(epoch: int):

@@ -28,26 +28,13 @@ from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.pretrained import PROXY_FILE
 from ast_repro.runtime import resolve_precision, setup
 from ast_repro.train import TrainingDiverged, train
-from tests.train_fixtures import MIDS, NAMES, tiny_config, tiny_dataset, write_split
+from tests.train_fixtures import MIDS, NAMES, tiny_config, write_split
 
 # The smoke show's bar for test accuracy (chance is 1/35 = 0.029). The test speakers are voices
 # the model never heard: a logistic regression over pooled log-mel features of the same twin
 # reaches about 0.28, and the smoke recipe 0.37 (seed 0, 2 CPU threads); 0.2 leaves room for
 # other machines' rounding.
 SMOKE_TEST_ACCURACY = 0.2
-
-
-@pytest.fixture
-def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AST_REPRO_RESULTS", str(tmp_path / "results"))
-    # nothing here may write weights into the checkout's pretrained_models/
-    monkeypatch.setenv("AST_REPRO_PRETRAINED_DIR", str(tmp_path / "pretrained"))
-    return tmp_path / "results"
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> dict:
-    return tiny_dataset(tmp_path / "data")
 
 
 def _model_state(path: Path) -> dict[str, torch.Tensor]:

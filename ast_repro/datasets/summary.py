@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ast_repro.audio import read_audio_info
-from ast_repro.datafiles import read_datafile, read_label_csv
+from ast_repro.datafiles import Clip, read_datafile, read_label_csv
 
 # The real datasets' split sizes (original_ast.md sections 2.3 and 2.4), for comparison.
 REAL_SPLIT_SIZES: dict[str, dict[str, int]] = {
@@ -66,3 +66,14 @@ def split_fractions(sizes: dict[str, int]) -> dict[str, float]:
     """Each split's share of all clips."""
     total = sum(sizes.values())
     return {split: count / total for split, count in sizes.items()}
+
+
+def first_clip_per_class(clips: list[Clip], count: int) -> list[Clip]:
+    """The first clip of each of the first `count` distinct (first) labels, in datafile order."""
+    shown: dict[str, Clip] = {}
+    for clip in clips:
+        if clip.labels and clip.labels[0] not in shown:
+            shown[clip.labels[0]] = clip
+            if len(shown) == count:
+                break
+    return list(shown.values())

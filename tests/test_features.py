@@ -80,6 +80,43 @@ def test_batched_equals_per_clip() -> None:
         torch.testing.assert_close(batched[i], kaldi_fbank(batch[i], 16000), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_samples", [16000, 16123, 401])
+def test_batch_view_equals_per_clip(num_samples: int) -> None:
+    # Lengths that are, and are not, a whole number of 10 ms shifts, and a non-contiguous
+    # batch: the batch is read as one strided signal, and no frame may leak between clips.
+    gen = torch.Generator().manual_seed(num_samples)
+    wide = (torch.rand(4, 2 * num_samples, generator=gen) * 2 - 1) * 0.5
+    batch = wide[:, ::2]
+    assert not batch.is_contiguous()
+    batched = kaldi_fbank(batch, 16000)
+    assert batched.shape == (4, num_frames(num_samples, 16000), 128)
+    for i in range(4):
+        clip = batch[i].contiguous()
+        # Up to the FFT the numbers are identical; the mel product's summation order may
+        # depend on how many rows the BLAS kernel sees, hence 1e-6 rather than 0.
+        torch.testing.assert_close(batched[i], kaldi_fbank(clip, 16000), rtol=0, atol=1e-6)
+        assert (batched[i] - torchaudio_fbank(clip, 16000)).abs().max().item() <= FBANK_ATOL
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 16000, 22050, 44100])
+def test_mel_bands_equal_the_dense_projection(sample_rate: int) -> None:
+    import ast_repro.features as features
+
+    _, _, n_fft = frame_geometry(sample_rate)
+    cpu = torch.device("cpu")
+    dense = features._mel_matrix(sample_rate, n_fft, 128, cpu, torch.float32)
+    bands = features._mel_bands(sample_rate, n_fft, 128, cpu, torch.float32)
+    # The bands tile the filters in order, and every non-zero weight lies inside a band.
+    assert [b.first for b in bands] == [0] + [b.end for b in bands[:-1]]
+    assert bands[-1].end == 128
+    rebuilt = torch.zeros_like(dense)
+    for b in bands:
+        rebuilt[b.low : b.high, b.first : b.end] = b.weights
+    torch.testing.assert_close(rebuilt, dense, rtol=0, atol=0)
+    # Banding must save most of the multiply-adds, or it is not worth its calls.
+    assert sum(b.weights.numel() for b in bands) < 0.3 * dense.numel()
+
+
 def test_chunked_cpu_path_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     import ast_repro.features as features
 

@@ -93,7 +93,7 @@ lab: setup ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks
 
 bench: setup ## feature-extraction benchmark against torchaudio and transformers
-	$(BIN)/ast-repro bench
+	$(BIN)/ast-repro bench --clips 64 --repeats 9
 
 clean: ## remove caches and executed notebook copies; keeps data/ and results of runs
 	rm -rf .pytest_cache .ruff_cache results/notebooks/smoke

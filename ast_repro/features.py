@@ -123,7 +123,12 @@ class _MelBand:
 
 @functools.lru_cache(maxsize=32)
 def _mel_bands(
-    sample_rate: int, n_fft: int, num_mel_bins: int, device: torch.device, dtype: torch.dtype
+    sample_rate: int,
+    n_fft: int,
+    num_mel_bins: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    banded: bool = True,
 ) -> tuple[_MelBand, ...]:
     """The mel projection cut into bands of consecutive filters, for the CPU.
 
@@ -132,10 +137,10 @@ def _mel_bands(
     multiply-adds plus a fixed cost per band (dynamic programming over the filter order).
     The products summed are the same non-negative terms as in the dense product, so the
     result differs from it only in summation order (relative 2e-7). On a GPU one dense
-    product is faster, so there the single band is the whole matrix.
+    product is faster: `banded=False` gives a single band holding the whole matrix.
     """
     matrix = _mel_matrix(sample_rate, n_fft, num_mel_bins, device, dtype)
-    if device.type != "cpu":
+    if not banded:
         return (_MelBand(0, num_mel_bins, 0, matrix.shape[0], matrix),)
     support = [col.nonzero().flatten().tolist() for col in (matrix != 0).T.cpu()]
     # best[b]: least cost of banding filters [0, b); cut[b]: where its last band starts.
@@ -209,7 +214,7 @@ def kaldi_fbank(
     device, dtype = frames.device, frames.dtype
     chunk = min(CPU_CHUNK_FRAMES if device.type == "cpu" else GPU_CHUNK_FRAMES, used)
     window_fn = _hann(window, device, dtype)
-    bands = _mel_bands(sample_rate, n_fft, num_mel_bins, device, dtype)
+    bands = _mel_bands(sample_rate, n_fft, num_mel_bins, device, dtype, device.type == "cpu")
     log_mel = torch.empty(B * slots, num_mel_bins, device=device, dtype=dtype)
     work = _Workspace(chunk, window_fn, bands, n_fft)
     for start in range(0, used, chunk):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -124,6 +126,21 @@ def test_chunked_cpu_path_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> No
     whole = kaldi_fbank(batch, 16000)
     monkeypatch.setattr(features, "CPU_CHUNK_FRAMES", 50)  # 298 frames -> 6 chunks
     torch.testing.assert_close(kaldi_fbank(batch, 16000), whole, rtol=0, atol=0)
+
+
+def test_gpu_layout_on_cpu_equals_the_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a GPU runs (one chunk, one dense mel product), checked where CI can run it.
+    import ast_repro.features as features
+
+    batch = (torch.rand(3, 48123, generator=torch.Generator().manual_seed(5)) * 2 - 1) * 0.5
+    cpu_path = kaldi_fbank(batch, 16000)
+    dense = functools.partial(features._mel_bands, banded=False)
+    used: list[int] = []
+    monkeypatch.setattr(features, "_mel_bands", lambda *args: used.append(1) or dense(*args[:-1]))
+    monkeypatch.setattr(features, "CPU_CHUNK_FRAMES", features.GPU_CHUNK_FRAMES)
+    torch.testing.assert_close(kaldi_fbank(batch, 16000), cpu_path, rtol=0, atol=1e-6)
+    assert used, "the dense mel product was not used"
+    assert len(dense(16000, 512, 128, torch.device("cpu"), torch.float32)) == 1
 
 
 def test_reference_fbank_is_the_original_call() -> None:

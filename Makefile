@@ -19,7 +19,7 @@ SIZE    ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps test test-fast check format notebooks demo store-notebooks \
-        data twins train lab bench clean
+        data twins train lab bench bench-model clean
 
 help: ## list the targets
 	@echo "ast-repro: reproduce the Audio Spectrogram Transformer"
@@ -94,6 +94,9 @@ lab: setup ## open JupyterLab on notebooks/
 
 bench: setup ## feature-extraction benchmark against torchaudio and transformers
 	$(BIN)/ast-repro bench --clips 64 --repeats 9
+
+bench-model: setup ## model speed (inference, train step) against transformers' AST
+	$(BIN)/ast-repro bench-model
 
 clean: ## remove caches and executed notebook copies; keeps data/ and results of runs
 	rm -rf .pytest_cache .ruff_cache results/notebooks/smoke

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("ast_repro.datasets.cli", "download (or synthesize) and prepare a dataset"),
     "validate-data": ("ast_repro.datasets.validate", "check a json datafile before training"),
     "bench": ("ast_repro.bench", "feature-extraction speed against torchaudio and transformers"),
+    "bench-model": ("ast_repro.bench_model", "model speed against transformers' AST"),
     "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
     "ensemble": ("ast_repro.ensemble", "average predictions of runs or weights of checkpoints"),
     "train": ("ast_repro.train", "train a recipe (torchrun for several GPUs), or resume it"),

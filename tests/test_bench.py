@@ -1,0 +1,54 @@
+"""The benchmarks run end to end at a tiny scale and write what RESULTS.md is built from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ast_repro import bench, bench_model
+
+
+def test_fbank_benchmark_writes_rates_and_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "fbank.json"
+    assert bench.main(["--clips", "2", "--repeats", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rates = result["clips_per_second"]
+    assert "torchaudio per-clip loop (cpu)" in rates and "ast_repro batched (cpu)" in rates
+    assert all(rate > 0 for rate in rates.values())
+    ratios = result["speedup_vs_torchaudio_cpu_loop"]
+    assert ratios["torchaudio per-clip loop (cpu)"] == 1.0
+    for name, rate in rates.items():
+        expected = rate / rates["torchaudio per-clip loop (cpu)"]
+        assert ratios[name] == pytest.approx(expected)
+
+
+def test_model_benchmark_times_the_same_function(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    out = tmp_path / "model.json"
+    argv = ["--size", "test", "--frames", "128", "--labels", "10", "--batch", "2"]
+    assert bench_model.main([*argv, "--repeats", "1", "--device", "cpu", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    paths = {
+        "ast_repro (sdpa)",
+        bench_model.ORIGINAL,
+        "transformers (sdpa)",
+        "transformers (eager)",
+    }
+    # Every path holds the same weights and computes the same logits.
+    assert set(result["max_abs_logit_difference_fp32"]) == paths
+    assert max(result["max_abs_logit_difference_fp32"].values()) <= 1e-5
+    for mode in ("inference", "train step"):
+        rates = result["samples_per_second"][mode]
+        assert set(rates) == paths and all(rate > 0 for rate in rates.values())
+        assert result["speedup_vs_transformers_sdpa"][mode][bench_model.BASELINE] == 1.0
+        assert result["speedup_vs_original_attention"][mode][bench_model.ORIGINAL] == 1.0
+    assert result["peak_memory_gib"] == {}  # measured on CUDA only
+
+
+def test_explicit_attention_copy_leaves_the_model_fused() -> None:
+    model = bench_model.create_model("test", max_length=128, num_labels=3)
+    explicit = bench_model._explicit_attention(model)
+    assert all(block.attn.fused_attn for block in model.blocks)
+    assert not any(block.attn.fused_attn for block in explicit.blocks)

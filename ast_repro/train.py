@@ -150,18 +150,24 @@ class Trainer:
         """Train the remaining epochs, then run the final evaluations and write metrics."""
         for epoch in range(self.epoch + 1, self.config.epochs + 1):
             start = time.perf_counter()
-            lr, train_loss = self._train_epoch(epoch)
+            lr, train_loss, speed = self._train_epoch(epoch)
             result = self._evaluate(self.valid_set)
             self.scheduler.step()  # after validation, as the original
             self.epoch = epoch
             self.elapsed += time.perf_counter() - start
-            record = self._end_epoch(epoch, lr, train_loss, result)
+            record = self._end_epoch(epoch, lr, train_loss, speed, result)
             self.runtime.barrier()
             if on_epoch_end is not None and record is not None:
                 on_epoch_end(epoch, record)
         return self._finish()
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+    def _train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float]]:
+        """One epoch of updates.
+
+        Returns:
+            (last lr, mean train loss, speed), where speed holds the training clips per
+            second over all ranks and, on a GPU, this rank's peak memory in GiB.
+        """
         config, runtime = self.config, self.runtime
         self.sampler.set_epoch(epoch)
         if isinstance(self.train_set, AudioDataset):
@@ -176,6 +182,9 @@ class Trainer:
         )
         self.model.train()
         total, clips, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
+        on_gpu = runtime.device.type == "cuda"
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats(runtime.device)
         tic = time.perf_counter()
         bar = tqdm(
             loader,
@@ -225,10 +234,20 @@ class Trainer:
             if step % POSTFIX_EVERY == 0:
                 rate = clips * runtime.world_size / max(time.perf_counter() - tic, 1e-9)
                 bar.set_postfix(loss=f"{total / clips:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.0f}")
-        return lr, total / max(clips, 1)
+        if on_gpu:
+            torch.cuda.synchronize(runtime.device)
+        speed = {"train_clips_per_second": clips * runtime.world_size / (time.perf_counter() - tic)}
+        if on_gpu:
+            speed["peak_memory_gib"] = torch.cuda.max_memory_allocated(runtime.device) / 2**30
+        return lr, total / max(clips, 1), speed
 
     def _end_epoch(
-        self, epoch: int, lr: float, train_loss: float, result: EvalResult | None
+        self,
+        epoch: int,
+        lr: float,
+        train_loss: float,
+        speed: dict[str, float],
+        result: EvalResult | None,
     ) -> dict[str, Any] | None:
         """Rank 0: record metrics, write predictions, checkpoints and metrics.json."""
         if result is None:
@@ -245,6 +264,7 @@ class Trainer:
             "main": main,
             **{f"cum_{k}": v for k, v in headline(cumulative).items()},
             "seconds": self.elapsed,
+            **speed,
         }
         self.history.append(record)
         print(f"{self.config.run_name} epoch {epoch}: {summary_line(result.metrics)} "

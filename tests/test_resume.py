@@ -28,7 +28,8 @@ def _kill_after(epoch: int):
 
 
 def _without_timing(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+    timing = {"seconds", "train_clips_per_second", "peak_memory_gib"}
+    return [{k: v for k, v in record.items() if k not in timing} for record in history]
 
 
 def _assert_same_tensors(a: object, b: object, where: str = "") -> None:

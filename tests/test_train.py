@@ -126,6 +126,7 @@ def test_bf16_and_fp16_training_on_cuda(results: Path, data: dict) -> None:
         assert np.isfinite(result["final"]["train_loss"])
         metrics = json.loads(Path(result["metrics_path"]).read_text())
         assert metrics["precision"] == precision
+        assert result["history"][0]["peak_memory_gib"] > 0
 
 
 # ---------------------------------------------------------------------------- a whole run
@@ -146,6 +147,9 @@ def test_tiny_run_writes_checkpoints_predictions_and_metrics(results: Path, data
         torch.testing.assert_close(wa[key], (first[key] + second[key]) / 2, rtol=0, atol=1e-7)
     # best.pt is the epoch with the best validation accuracy (first one on ties)
     history = result["history"]
+    # every epoch records its training speed; peak memory is a GPU figure only
+    assert all(record["train_clips_per_second"] > 0 for record in history)
+    assert not any("peak_memory_gib" in record for record in history)
     best_epoch = 1 + int(np.argmax([record["accuracy"] for record in history]))
     for key, value in _model_state(ckpts / "best.pt").items():
         assert torch.equal(value, _model_state(ckpts / f"epoch_{best_epoch}.pt")[key])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
-import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -198,13 +197,3 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out, result)
     print(f"wrote {out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

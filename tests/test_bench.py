@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ast_repro import bench, bench_model
+from ast_repro import bench, bench_model, cli
 
 
 def test_fbank_benchmark_writes_rates_and_ratios(tmp_path: Path) -> None:
@@ -28,7 +28,8 @@ def test_model_benchmark_times_the_same_function(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     out = tmp_path / "model.json"
     argv = ["--size", "test", "--frames", "128", "--labels", "10", "--batch", "2"]
-    assert bench_model.main([*argv, "--repeats", "1", "--device", "cpu", "--out", str(out)]) == 0
+    argv += ["--repeats", "1", "--device", "cpu", "--out", str(out)]
+    assert cli.main(["bench-model", *argv]) == 0
     result = json.loads(out.read_text())
     paths = {
         "ast_repro (sdpa)",

@@ -195,7 +195,8 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
             path = config.pretrained_path or None
             if path is None and config.model_size == PROXY_MODEL_SIZE:
                 ensure_proxy(runtime)
-            imagenet_init(model, load_imagenet_state_dict(config.model_size, path))
+            state_dict = load_imagenet_state_dict(config.model_size, path)
+            imagenet_init(model, state_dict, pos_mode=config.pos_embed_mode)
     return model
 
 

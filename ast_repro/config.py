@@ -30,6 +30,9 @@ METRICS = ("mAP", "acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FRONTENDS = ("worker", "device")
 MODEL_SIZES = ("tiny224", "small224", "base224", "base384", "test")
+# ImageNet positional-embedding adaptation (ast_repro.weights.adapt_pos_embed; paper Table 4):
+# "ast" is the original's centre cut and bilinear interpolation.
+POS_EMBED_MODES = ("ast", "bilinear", "nearest", "reinit")
 # ESC-50 is scored by 5-fold cross-validation (original_ast.md section 2.3).
 ESC50_ALL_FOLDS = "1,2,3,4,5"
 
@@ -68,6 +71,7 @@ class TrainConfig:
     frequency_stride: int = 10
     time_stride: int = 10
     imagenet_pretrain: bool = True
+    pos_embed_mode: str = "ast"  # how ImageNet's 24 x 24 positions become the audio grid
     audioset_pretrain: bool = False
     pretrained_path: str = ""  # local DeiT / AudioSet weights; empty: the default location
     gradient_checkpointing: bool = False
@@ -119,6 +123,7 @@ class TrainConfig:
             "precision": PRECISIONS,
             "frontend": FRONTENDS,
             "model_size": MODEL_SIZES,
+            "pos_embed_mode": POS_EMBED_MODES,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -149,6 +154,11 @@ class TrainConfig:
         if self.audioset_pretrain and not self.imagenet_pretrain:
             # original src/models/ast_models.py asserts the same
             raise ConfigError("audioset_pretrain=True requires imagenet_pretrain=True")
+        if self.pos_embed_mode != "ast" and (self.audioset_pretrain or not self.imagenet_pretrain):
+            raise ConfigError(
+                f"pos_embed_mode={self.pos_embed_mode!r} adapts ImageNet weights: it needs "
+                "imagenet_pretrain=True and audioset_pretrain=False"
+            )
         for fold in self.fold_list():
             if fold not in range(1, 6):
                 raise ConfigError(f"folds={self.folds!r}: ESC-50 folds are 1..5")

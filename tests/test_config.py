@@ -167,6 +167,8 @@ def test_wrong_types_name_key_value_and_type(overrides, pattern: str) -> None:
         ({"folds": "1,1"}, r"distinct folds"),
         ({"batch_size": 0}, r"batch_size must be at least 1"),
         ({"lrscheduler_start": 0}, r"lrscheduler_start must be at least 1"),
+        ({"pos_embed_mode": "cubic"}, r"pos_embed_mode='cubic' is not one of"),
+        ({"pos_embed_mode": "nearest"}, r"needs imagenet_pretrain=True and audioset_pretrain"),
     ],
 )
 def test_invalid_values_are_refused(overrides: dict, pattern: str) -> None:
@@ -208,3 +210,13 @@ def test_parse_overrides_rejects_unknown_keys_before_parsing() -> None:
     assert parse_overrides(["epochs=4", "lr=0.5"]) == {"epochs": 4, "lr": 0.5}
     with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
         parse_overrides(["epoch=4"])
+
+
+def test_pos_embed_modes_are_those_of_the_weights_module() -> None:
+    from typing import get_args
+
+    from ast_repro.config import POS_EMBED_MODES
+    from ast_repro.weights import PosMode
+
+    assert POS_EMBED_MODES == get_args(PosMode)
+    assert resolve("audioset_balanced", {"pos_embed_mode": "reinit"}).pos_embed_mode == "reinit"

@@ -299,6 +299,17 @@ def test_imagenet_init_goes_through_the_weights_module(
     assert torch.equal(model.patch_embed.proj.weight, kernel)
     assert torch.equal(model.blocks[1].mlp.fc2.weight, deit["blocks.1.mlp.fc2.weight"])
     assert torch.equal(model.cls_token, deit["cls_token"])
+    # pos_embed_mode reaches the adaptation: on a grid bigger than the proxy's 3 x 3 (so
+    # that every mode interpolates) each mode gives its own grid positions, all keeping the
+    # cls and dist positions
+    grids = {}
+    for mode in ("ast", "nearest", "reinit"):
+        wide = dataclasses.replace(config, pos_embed_mode=mode, target_length=96, timem=0)
+        adapted = train_module.build_model(wide, 3, setup(device="cpu")).pos_embed
+        torch.testing.assert_close(adapted[:, :2], deit["pos_embed"][:, :2])
+        grids[mode] = adapted[:, 2:]
+    assert not torch.allclose(grids["ast"], grids["nearest"])
+    assert not torch.allclose(grids["ast"], grids["reinit"])
 
 
 def test_audioset_init_from_an_audioset_run(results: Path, data: dict) -> None:

@@ -18,6 +18,7 @@ every node sees (checkpoints are written by rank 0 and read by all ranks).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -60,6 +61,10 @@ POSTFIX_EVERY = 10
 EpochCallback = Callable[[int, dict[str, Any]], None]
 # Errors of the user's making: reported in one line by `ast-repro train`, exit status 2.
 _USER_ERRORS = (ConfigError, DatafileError, ModelFileMissing, WeightsError, ckpt.CheckpointError)
+
+
+# Every config field's default, for checkpoints written before a field existed.
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
 class TrainingDiverged(RuntimeError):
@@ -112,10 +117,12 @@ class Trainer:
                 "(resume=True) or choose another run_name"
             )
         state = ckpt.load(last)
+        # A key newer than the checkpoint counts as its default, which is what that run used.
+        saved = {**_DEFAULTS, **state["config"]}
         changed = {
-            key: (state["config"].get(key), value)
+            key: (saved.get(key), value)
             for key, value in self.config.to_dict().items()
-            if key not in RESUMABLE_KEYS and state["config"].get(key) != value
+            if key not in RESUMABLE_KEYS and saved.get(key) != value
         }
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())

@@ -93,6 +93,23 @@ def test_resume_refuses_a_different_config_but_allows_more_epochs(
     assert _without_timing(again["history"]) == _without_timing(longer["history"])
 
 
+def test_resume_takes_a_config_key_newer_than_the_checkpoint_as_its_default(
+    results: Path, data: dict
+) -> None:
+    train(tiny_config(data, run_name="older", epochs=1))
+    last = results / "train" / "older" / "checkpoints" / "last.pt"
+    state = ckpt.load(last)
+    del state["config"]["pos_embed_mode"]  # as written before the key existed
+    torch.save(state, last)
+    resumed = train(tiny_config(data, run_name="older", epochs=2), resume=True)
+    assert [record["epoch"] for record in resumed["history"]] == [1, 2]
+    state = ckpt.load(last)
+    state["config"]["pos_embed_mode"] = "nearest"  # a real difference is still refused
+    torch.save(state, last)
+    with pytest.raises(ConfigError, match=r"pos_embed_mode: 'nearest' -> 'ast'"):
+        train(tiny_config(data, run_name="older", epochs=3), resume=True)
+
+
 def test_resume_without_a_checkpoint_starts_fresh(
     results: Path, data: dict, capsys: pytest.CaptureFixture
 ) -> None:

@@ -31,11 +31,8 @@ from ast_repro.datasets.speechcommands import (
 )
 from tests import twin_cache
 from tests.loopback import ServerConfig, serve
+from tests.twin_cache import needs_espeak
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None,
-    reason="espeak-ng is not installed (apt-get install espeak-ng); Speech Commands twin skipped",
-)
 # Tolerance of a 16-bit round trip: libsndfile writes with a 32767 scale and reads with a
 # 32768 one, so a sample can move by a little more than one step of 1/32768.
 INT16_TOLERANCE = 2 / 32768

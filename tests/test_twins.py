@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import re
-import shutil
 import tarfile
 import zipfile
 from collections import Counter
@@ -27,12 +26,7 @@ from ast_repro.datasets.synth.speechcommands import (
     split_speakers,
 )
 from tests import twin_cache
-
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None,
-    reason="espeak-ng is not installed (apt-get install espeak-ng); Speech Commands twin skipped",
-)
-
+from tests.twin_cache import needs_espeak
 
 # ESC-50 ---------------------------------------------------------------------------------
 

@@ -12,7 +12,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from ast_repro.datasets.synth import make_audioset_twin, make_esc50_twin, make_speechcommands_twin
+
+# The Speech Commands twin is spoken by espeak-ng, a system package pip cannot install.
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (apt-get install espeak-ng); Speech Commands twin skipped",
+)
 
 _ROOT = Path(tempfile.mkdtemp(prefix="ast-repro-twins-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)

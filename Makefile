@@ -93,7 +93,7 @@ lab: setup ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab notebooks
 
 bench: setup ## feature-extraction benchmark against torchaudio and transformers
-	$(BIN)/ast-repro bench --clips 64 --repeats 9
+	$(BIN)/ast-repro bench --clips 64 --repeats 15
 
 bench-model: setup ## model speed (inference, train step) against transformers' AST
 	$(BIN)/ast-repro bench-model

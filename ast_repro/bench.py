@@ -5,10 +5,11 @@ In one run, on the same 10 s clips, it times
   - a per-clip loop over torchaudio's `compliance.kaldi.fbank` (what the original does),
   - transformers' `ASTFeatureExtractor` (per-clip loop inside, plus pad and normalize),
 and prints clips per second and the ratios. Timings are medians over interleaved repeats
-after a warm-up; CUDA timings synchronize the device. Results go to
+after a warm-up; CUDA timings synchronize the device. Speedups are the median of
+within-round ratios, with their range. Results go to
 results/bench/fbank-<host>.json; benchmarks/RESULTS.md records the figures with the machine.
 
-    ast-repro bench [--clips 64] [--repeats 5]      (or: python benchmarks/bench_fbank.py)
+    ast-repro bench [--clips 64] [--repeats 9]      (or: python benchmarks/bench_fbank.py)
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ def torchaudio_loop(batch: torch.Tensor) -> list[torch.Tensor]:
     return [reference_fbank(clip, SAMPLE_RATE, subtract_mean=False) for clip in batch]
 
 
-def time_interleaved(
+def time_rounds(
     paths: dict[str, tuple[Callable[[], object], bool]], repeats: int
-) -> dict[str, float]:
-    """Median seconds per path. Paths are timed in turn within each round, so a change in
-    machine load affects all of them alike."""
+) -> dict[str, list[float]]:
+    """Seconds per path in each of `repeats` rounds, after a warm-up. Paths are timed in
+    turn within each round, so a change in machine load affects all of them alike."""
     for fn, _ in paths.values():
         fn()  # warm-up: FFT plans, caches, CUDA kernels
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -59,12 +60,30 @@ def time_interleaved(
             if cuda:
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
+
+
+def time_interleaved(
+    paths: dict[str, tuple[Callable[[], object], bool]], repeats: int
+) -> dict[str, float]:
+    """Median seconds per path over interleaved rounds (`time_rounds`)."""
+    return {name: statistics.median(t) for name, t in time_rounds(paths, repeats).items()}
+
+
+def paired_speedups(rounds: dict[str, list[float]], baseline: str) -> dict[str, list[float]]:
+    """Each path's speedup over `baseline` within each round, sorted.
+
+    A ratio of two times taken seconds apart is steadier than a ratio of medians taken
+    over the whole run when the machine's speed drifts (a shared VM)."""
+    return {
+        name: sorted(b / t for b, t in zip(rounds[baseline], times, strict=True))
+        for name, times in rounds.items()
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", type=int, default=64, help="10 s clips per batch")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median taken)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds (median taken)")
     parser.add_argument("--out", type=Path, default=None, help="json file for the results")
 
 
@@ -95,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
         on_gpu = batch.cuda()
         paths["torchaudio per-clip loop (cuda)"] = (lambda: torchaudio_loop(on_gpu), True)
         paths["ast_repro batched (cuda)"] = (lambda: kaldi_fbank(on_gpu, SAMPLE_RATE), True)
-    rows = time_interleaved(paths, args.repeats)
-
-    baseline = rows["torchaudio per-clip loop (cpu)"]
+    rounds = time_rounds(paths, args.repeats)
+    rows = {name: statistics.median(times) for name, times in rounds.items()}
+    paired = paired_speedups(rounds, "torchaudio per-clip loop (cpu)")
     result = {
         "device": device_description(),
         "machine": platform.node(),
@@ -106,13 +125,18 @@ def run(args: argparse.Namespace) -> int:
         "clips": args.clips,
         "clip_seconds": CLIP_SECONDS,
         "threads": torch.get_num_threads(),
+        "repeats": args.repeats,
         "clips_per_second": {k: args.clips / v for k, v in rows.items()},
-        "speedup_vs_torchaudio_cpu_loop": {k: baseline / v for k, v in rows.items()},
+        # Median, lowest and highest over the rounds of the within-round ratio.
+        "speedup_vs_torchaudio_cpu_loop": {k: statistics.median(v) for k, v in paired.items()},
+        "speedup_range": {k: [v[0], v[-1]] for k, v in paired.items()},
     }
     print(f"{args.clips} clips of {CLIP_SECONDS} s on {result['device']}")
-    print(f"{'path':45s} {'clips/s':>10s} {'vs torchaudio loop (cpu)':>26s}")
-    for name, seconds in rows.items():
-        print(f"{name:45s} {args.clips / seconds:10.1f} {baseline / seconds:25.2f}x")
+    print(f"{'path':45s} {'clips/s':>10s} {'vs torchaudio loop (cpu)':>26s}   (range)")
+    for name, rate in result["clips_per_second"].items():
+        low, high = result["speedup_range"][name]
+        speedup = result["speedup_vs_torchaudio_cpu_loop"][name]
+        print(f"{name:45s} {rate:10.1f} {speedup:25.2f}x   ({low:.2f}-{high:.2f})")
     out = args.out or results_dir() / "bench" / f"fbank-{platform.node() or 'host'}.json"
     atomic_write_json(out, result)
     print(f"wrote {out}")

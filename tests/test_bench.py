@@ -20,8 +20,16 @@ def test_fbank_benchmark_writes_rates_and_ratios(tmp_path: Path) -> None:
     ratios = result["speedup_vs_torchaudio_cpu_loop"]
     assert ratios["torchaudio per-clip loop (cpu)"] == 1.0
     for name, rate in rates.items():
+        # One round: the within-round ratio is the ratio of the two rates.
         expected = rate / rates["torchaudio per-clip loop (cpu)"]
         assert ratios[name] == pytest.approx(expected)
+        assert result["speedup_range"][name] == pytest.approx([expected, expected])
+
+
+def test_speedups_are_paired_within_rounds() -> None:
+    rounds = {"loop": [2.0, 4.0, 6.0], "batched": [1.0, 1.0, 2.0]}
+    paired = bench.paired_speedups(rounds, "loop")
+    assert paired == {"loop": [1.0, 1.0, 1.0], "batched": [2.0, 3.0, 4.0]}
 
 
 def test_model_benchmark_times_the_same_function(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from ast_repro.features import NormStats, frame_geometry, kaldi_fbank, normalize, pad_or_crop
@@ -32,17 +31,6 @@ NOISE_SCALE_DIVISOR = 10.0
 ROLL_LOW, ROLL_HIGH = -10, 10
 # Masked cells are set to this value before normalization (torchaudio's default mask_value).
 MASK_VALUE = 0.0
-
-
-def derive_seed(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integers such as (seed, epoch, index)."""
-    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1))
-
-
-def make_generator(*keys: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A `torch.Generator` on `device` seeded with `derive_seed(*keys)`."""
-    return torch.Generator(device=device).manual_seed(derive_seed(*keys))
 
 
 def sample_lambda(generator: torch.Generator, size: int = 1) -> torch.Tensor:

@@ -22,20 +22,19 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from ast_repro.augment import BatchFrontEnd
 from ast_repro.checkpoint import CHECKPOINT_FORMAT
 from ast_repro.config import ConfigError, TrainConfig
-from ast_repro.data import (
-    AudioDataset,
-    DistributedWeightedSampler,
-    WaveformDataset,
-    balanced_weights,
-    read_weight_file,
-    weight_file_path,
-)
+from ast_repro.data import AudioDataset, WaveformDataset
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
 from ast_repro.datasets.layout import default_root, prepared_paths
 from ast_repro.evaluate import eval_dataset, frontend_config
 from ast_repro.model import AST, ASTConfig, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
 from ast_repro.runtime import Runtime, broadcast_from_main
+from ast_repro.sampling import (
+    DistributedWeightedSampler,
+    balanced_weights,
+    read_weight_file,
+    weight_file_path,
+)
 from ast_repro.weights import audioset_init, imagenet_init, load_imagenet_state_dict
 
 # The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).

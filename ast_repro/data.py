@@ -1,70 +1,44 @@
-"""Datasets and samplers for training and evaluation (original `src/dataloader.py`,
-`egs/audioset/gen_weight_file.py`; original_ast.md sections 1 and 2.5).
+"""Datasets for training and evaluation (original `src/dataloader.py`, `AudiosetDataset`).
 
 - `AudioDataset`: the original's per-clip path; each DataLoader worker loads a clip, mixes it
   with a random partner from the whole dataset and returns normalized features.
 - `WaveformDataset`: fixed-length zero-padded waveforms plus lengths for the device path,
   where `ast_repro.augment.BatchFrontEnd` does mixup, features and masks for a whole batch.
-- `balanced_weights` and the weight file: the balanced sampling of AudioSet full (paper
-  section 3.1, "balanced sampling"), with `DistributedWeightedSampler` for DDP.
 
-Randomness comes only from generators seeded by (seed, epoch, index) or (seed, epoch), so a
-resumed or distributed run draws exactly what an uninterrupted single-process run draws.
+The samplers (balanced weights, `DistributedWeightedSampler`) are in `ast_repro.sampling`.
+Randomness comes only from generators seeded by (seed, epoch, index), so a resumed or
+distributed run draws exactly what an uninterrupted single-process run draws.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
-from ast_repro.augment import FrontEndConfig, derive_seed, make_generator, process_sample
+from ast_repro.augment import FrontEndConfig, process_sample
 from ast_repro.datafiles import (
     Clip,
     DatafileError,
     LabelMap,
-    label_indices,
+    clip_label_indices,
     read_datafile,
     read_label_csv,
 )
 from ast_repro.features import NormStats, frame_geometry
-from ast_repro.fileio import atomic_write_text
-
-# gen_weight_file.py: label_weight[c] = 1000 / (label_count[c] + 0.01) (section 2.5).
-LABEL_WEIGHT_NUMERATOR = 1000.0
-LABEL_COUNT_SMOOTHING = 0.01
-# gen_weight_file.py writes `<train json without .json>_weight.csv` beside the datafile.
-WEIGHT_FILE_SUFFIX = "_weight.csv"
+from ast_repro.seeding import make_generator
 
 
 def samples_for_frames(frames: int, sample_rate: int) -> int:
     """Fewest samples that give `frames` Kaldi frames: window + (frames - 1) * shift."""
     window, shift, _ = frame_geometry(sample_rate)
     return window + (frames - 1) * shift
-
-
-def clip_label_indices(
-    clips: Sequence[Clip], labels: LabelMap, *, source: str = ""
-) -> list[list[int]]:
-    """Class indices of every clip (the positions set to 1.0 in its target, section 1.1).
-
-    Raises:
-        DatafileError: a clip has a label id that the label csv lacks (names `source`).
-    """
-    indices = []
-    for i, clip in enumerate(clips):
-        try:
-            indices.append(label_indices(clip, labels))
-        except KeyError as exc:
-            raise DatafileError(f"{source}: entry {i} ({clip.wav}): {exc.args[0]}") from None
-    return indices
 
 
 def target_matrix(clips: Sequence[Clip], labels: LabelMap, *, source: str = "") -> torch.Tensor:
@@ -238,114 +212,3 @@ class WaveformDataset(_ClipSource):
         length = int(waveform.shape[0])
         padded = torch.nn.functional.pad(waveform, (0, self.max_samples - length))
         return padded, length, self.target(index)
-
-
-def balanced_weights(clips: Sequence[Clip], labels: LabelMap) -> np.ndarray:
-    """Sample weights for balanced sampling, as `gen_weight_file.py` (section 2.5).
-
-    Returns:
-        (N,) float64: the sum over a clip's labels of 1000 / (label count + 0.01).
-    """
-    indices = clip_label_indices(clips, labels)
-    counts = np.zeros(labels.num_classes)
-    for clip_indices in indices:
-        for k in clip_indices:
-            counts[k] += 1
-    label_weight = LABEL_WEIGHT_NUMERATOR / (counts + LABEL_COUNT_SMOOTHING)
-    return np.array([label_weight[clip_indices].sum() for clip_indices in indices])
-
-
-def weight_file_path(datafile: str | os.PathLike[str]) -> Path:
-    """Where the original keeps a datafile's weights: `train.json` -> `train_weight.csv`."""
-    datafile = Path(datafile)
-    return datafile.with_name(datafile.stem + WEIGHT_FILE_SUFFIX)
-
-
-def write_weight_file(path: str | os.PathLike[str], weights: np.ndarray) -> None:
-    """Write one weight per line (the original's `np.savetxt` layout), atomically."""
-    lines = "".join(f"{float(w):.18e}\n" for w in np.asarray(weights, dtype=np.float64))
-    atomic_write_text(path, lines)
-
-
-def read_weight_file(path: str | os.PathLike[str], *, num_clips: int | None = None) -> np.ndarray:
-    """Read sample weights, one per line.
-
-    Args:
-        path: the weight csv.
-        num_clips: the datafile's clip count; a different count means a stale file.
-
-    Returns:
-        (N,) float64 weights.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatafileError(
-            f"{path}: weight file not found; create it with balanced_weights() and "
-            "write_weight_file() from the training datafile"
-        )
-    try:
-        weights = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=1)
-    except ValueError as exc:
-        raise DatafileError(f"{path}: not a column of numbers ({exc})") from None
-    if weights.ndim != 1 or weights.size == 0:
-        raise DatafileError(f"{path}: expected one weight per line")
-    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
-        raise DatafileError(f"{path}: weights must be finite, non-negative, not all zero")
-    if num_clips is not None and weights.size != num_clips:
-        raise DatafileError(
-            f"{path}: {weights.size} weights for {num_clips} clips; the file is stale, "
-            "regenerate it for this datafile"
-        )
-    return weights
-
-
-class DistributedWeightedSampler(Sampler[int]):
-    """`WeightedRandomSampler` split over DDP ranks.
-
-    Every epoch, the full index list is the draw of a single-process
-    `WeightedRandomSampler(weights, num_samples, replacement, generator)` whose generator is
-    seeded with `derive_seed(seed, epoch)`; it is padded by wrapping to a multiple of
-    `num_replicas`, and rank r takes positions r, r + num_replicas, ...
-    """
-
-    def __init__(
-        self,
-        weights: Sequence[float] | np.ndarray | torch.Tensor,
-        *,
-        num_samples: int | None = None,
-        num_replicas: int = 1,
-        rank: int = 0,
-        seed: int = 0,
-        replacement: bool = True,
-    ) -> None:
-        self.weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-        if self.weights.ndim != 1 or not bool((self.weights >= 0).all()):
-            raise ValueError("weights must be a 1-D sequence of non-negative numbers")
-        self.num_samples = len(self.weights) if num_samples is None else num_samples
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be positive, got {self.num_samples}")
-        if not replacement and self.num_samples > len(self.weights):
-            raise ValueError("without replacement num_samples cannot exceed len(weights)")
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} is outside [0, num_replicas={num_replicas})")
-        self.num_replicas, self.rank = num_replicas, rank
-        self.seed, self.replacement, self.epoch = seed, replacement, 0
-        self.per_replica = math.ceil(self.num_samples / num_replicas)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose draw `__iter__` yields."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.per_replica
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
-        indices = torch.multinomial(
-            self.weights, self.num_samples, self.replacement, generator=generator
-        )
-        total = self.per_replica * self.num_replicas
-        if total > self.num_samples:
-            repeats = math.ceil(total / self.num_samples)
-            indices = indices.repeat(repeats)[:total]
-        return iter(indices[self.rank : total : self.num_replicas].tolist())

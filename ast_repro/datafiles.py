@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,20 @@ def write_label_csv(path: str | os.PathLike[str], labels: LabelMap) -> None:
 def label_indices(clip: Clip, labels: LabelMap) -> list[int]:
     """Indices of a clip's labels (the positions set to 1.0 in its target vector)."""
     return [labels.index(mid) for mid in clip.labels]
+
+
+def clip_label_indices(
+    clips: Sequence[Clip], labels: LabelMap, *, source: str = ""
+) -> list[list[int]]:
+    """Class indices of every clip (the positions set to 1.0 in its target).
+
+    Raises:
+        DatafileError: a clip has a label id that the label csv lacks (names `source`).
+    """
+    indices = []
+    for i, clip in enumerate(clips):
+        try:
+            indices.append(label_indices(clip, labels))
+        except KeyError as exc:
+            raise DatafileError(f"{source}: entry {i} ({clip.wav}): {exc.args[0]}") from None
+    return indices

@@ -33,7 +33,6 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ast_repro import checkpoint as ckpt
-from ast_repro.augment import derive_seed, make_generator
 from ast_repro.build import build_data, build_model
 from ast_repro.config import ConfigError, TrainConfig, describe, resolve
 from ast_repro.data import AudioDataset
@@ -51,6 +50,7 @@ from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.pretrained import ModelFileMissing, WeightsError
 from ast_repro.results import run_dir, write_metrics
 from ast_repro.runtime import Runtime, all_reduce_mean, setup
+from ast_repro.seeding import derive_seed, make_generator
 
 STAGE = "train"
 # Keys that may differ between a checkpoint and the config that resumes it.

@@ -16,8 +16,6 @@ from ast_repro.augment import (
     BatchFrontEnd,
     FrontEndConfig,
     apply_noise_and_roll,
-    derive_seed,
-    make_generator,
     mask_interval,
     mix_labels,
     mixup_waveforms,
@@ -28,6 +26,7 @@ from ast_repro.augment import (
 )
 from ast_repro.features import SPEECHCOMMANDS_STATS, NormStats, normalize, pad_or_crop
 from ast_repro.features import reference_fbank as torchaudio_fbank
+from ast_repro.seeding import derive_seed, make_generator
 
 SR = 16_000
 

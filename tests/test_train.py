@@ -18,7 +18,6 @@ from ast_repro.build import build_data
 from ast_repro.cli import main
 from ast_repro.config import ConfigError, resolve
 from ast_repro.crossval import train_esc50_folds
-from ast_repro.data import DistributedWeightedSampler, write_weight_file
 from ast_repro.datafiles import DatafileError, LabelMap, write_datafile, write_label_csv
 from ast_repro.ensemble import LAST_EPOCH_LABEL, SELECTED_LABEL, load_predictions
 from ast_repro.evaluate import eval_dataset, evaluate_dataset, frontend_config, loss_on_logits
@@ -27,6 +26,7 @@ from ast_repro.model import create_model
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.pretrained import PROXY_FILE
 from ast_repro.runtime import resolve_precision, setup
+from ast_repro.sampling import DistributedWeightedSampler, write_weight_file
 from ast_repro.train import TrainingDiverged, train
 from tests.train_fixtures import MIDS, NAMES, tiny_config, write_split
 

@@ -5,7 +5,6 @@ waveform cache and a datafile validator. `prepared_paths(name, root)` is what tr
 needs: the train/valid/eval datafiles and the label csv of a prepared dataset.
 """
 
-from ast_repro.data import read_weight_file
 from ast_repro.datasets.audioset import prepare_audioset
 from ast_repro.datasets.cache import WaveformCache, build_cache, open_cache
 from ast_repro.datasets.cli import fetch
@@ -13,6 +12,7 @@ from ast_repro.datasets.esc50 import prepare_esc50
 from ast_repro.datasets.layout import DATASET_NAMES, default_root, prepared_paths
 from ast_repro.datasets.speechcommands import prepare_speechcommands
 from ast_repro.datasets.validate import validate_datafile
+from ast_repro.sampling import read_weight_file
 
 __all__ = [
     "DATASET_NAMES",

@@ -24,8 +24,8 @@ from ast_repro.checkpoint import CHECKPOINT_FORMAT
 from ast_repro.config import ConfigError, TrainConfig
 from ast_repro.data import AudioDataset, WaveformDataset
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
-from ast_repro.datasets.layout import default_root, prepared_paths
 from ast_repro.evaluate import eval_dataset, frontend_config
+from ast_repro.layout import default_root, prepared_paths
 from ast_repro.model import AST, ASTConfig, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
 from ast_repro.runtime import Runtime, broadcast_from_main
@@ -35,6 +35,7 @@ from ast_repro.sampling import (
     read_weight_file,
     weight_file_path,
 )
+from ast_repro.waveform_cache import build_cache
 from ast_repro.weights import audioset_init, imagenet_init, load_imagenet_state_dict
 
 # The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).
@@ -162,8 +163,6 @@ def build_data(config: TrainConfig, runtime: Runtime) -> RunData:
 
 def _waveform_cache(datafile: Path, runtime: Runtime) -> str:
     """Decode a datafile's clips once into `<datafile folder>/cache/` (rank 0 builds it)."""
-    from ast_repro.datasets.cache import build_cache
-
     cache_dir = datafile.parent / "cache"
     if runtime.is_main:
         build_cache(datafile, cache_dir)

@@ -23,7 +23,7 @@ from ast_repro.features import AUDIOSET_STATS, ESC50_STATS, SPEECHCOMMANDS_STATS
 
 # Allowed values of the string fields that select code paths.
 DATASETS = ("audioset", "esc50", "speechcommands")
-TRAIN_SPLITS = ("train", "train_full")  # keys of ast_repro.datasets.layout.prepared_paths
+TRAIN_SPLITS = ("train", "train_full")  # keys of ast_repro.layout.prepared_paths
 PROFILES = ("smoke", "paper")
 LOSSES = ("bce", "ce")
 METRICS = ("mAP", "acc")
@@ -49,7 +49,7 @@ class TrainConfig:
     """Everything one training run needs, as flat scalars (defaults: the AudioSet recipe).
 
     Paths left empty are filled from the dataset's prepared layout
-    (`ast_repro.datasets.layout.prepared_paths`) under `data_root`.
+    (`ast_repro.layout.prepared_paths`) under `data_root`.
     """
 
     # what and where

@@ -95,7 +95,7 @@ class _ClipSource(Dataset):
         if self.waveform_cache is None:
             return load_audio(self.clips[index].wav, sample_rate=self.sample_rate)
         if self._cache is None:
-            from ast_repro.datasets.cache import open_cache
+            from ast_repro.waveform_cache import open_cache
 
             cache = open_cache(self.waveform_cache)
             if len(cache) != len(self.clips):

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from ast_repro.audio import load_audio
 from ast_repro.datafiles import write_datafile
-from ast_repro.datasets.cache import CacheError, build_cache, cache_is_current, open_cache
+from ast_repro.waveform_cache import CacheError, build_cache, cache_is_current, open_cache
 
 
 @pytest.fixture

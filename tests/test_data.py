@@ -133,9 +133,9 @@ def test_waveform_dataset_feeds_the_batch_front_end(dataset_files) -> None:
 def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
     arrays = [np.full(n, 0.01 * (i + 1), dtype=np.float32) for i, n in enumerate(LENGTHS)]
     arrays = [a + np.sin(np.arange(a.size, dtype=np.float32)) * 0.1 for a in arrays]
-    module = types.ModuleType("ast_repro.datasets.cache")
+    module = types.ModuleType("ast_repro.waveform_cache")
     module.open_cache = lambda path: arrays if path == "cache-dir" else arrays[:2]
-    monkeypatch.setitem(sys.modules, "ast_repro.datasets.cache", module)
+    monkeypatch.setitem(sys.modules, "ast_repro.waveform_cache", module)
     waves = WaveformDataset(
         datafile=dataset_files[0],
         label_csv=dataset_files[1],
@@ -156,7 +156,7 @@ def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
 
 
 def test_real_waveform_cache_gives_the_same_items(dataset_files, tmp_path) -> None:
-    from ast_repro.datasets.cache import build_cache
+    from ast_repro.waveform_cache import build_cache
 
     manifest = build_cache(dataset_files[0], tmp_path / "cache", progress=False)
     training = dict(training=True, freqm=8, timem=16, mixup=0.5, seed=3)

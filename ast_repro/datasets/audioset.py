@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from ast_repro.datafiles import Clip, LabelMap, read_label_csv, write_datafile
 from ast_repro.datasets.common import fetch, read_marker, relative_to, write_marker
-from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR
 from ast_repro.fileio import atomic_write_text
+from ast_repro.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR
 from ast_repro.sampling import balanced_weights, weight_file_path, write_weight_file
 
 AUDIOSET_CSV_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"

@@ -21,7 +21,6 @@ from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
 from ast_repro.datasets.download import DownloadError
-from ast_repro.datasets.layout import DATASET_NAMES, default_root, prepared_paths
 from ast_repro.datasets.synth.audioset import make_audioset_twin
 from ast_repro.datasets.synth.esc50 import make_esc50_twin
 from ast_repro.datasets.synth.speechcommands import (
@@ -29,6 +28,7 @@ from ast_repro.datasets.synth.speechcommands import (
     make_speechcommands_twin,
 )
 from ast_repro.fileio import atomic_write_json
+from ast_repro.layout import DATASET_NAMES, default_root, prepared_paths
 
 STEPS = ("all", "synthesize", "download", "prepare")
 SIZES = ("smoke", "small", "medium")

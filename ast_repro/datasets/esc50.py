@@ -29,7 +29,7 @@ from ast_repro.datasets.common import (
     write_marker,
     write_wav,
 )
-from ast_repro.datasets.layout import DATAFILES_DIR, ESC50_FOLDS, ESC50_LABEL_CSV, esc50_datafiles
+from ast_repro.layout import DATAFILES_DIR, ESC50_FOLDS, ESC50_LABEL_CSV, esc50_datafiles
 
 # The URL the original recipe fetches with wget (karoldvl is the old name of the
 # karolpiczak account; GitHub redirects). No checksum is published.

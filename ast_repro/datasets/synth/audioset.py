@@ -19,9 +19,9 @@ import numpy as np
 from ast_repro.audio import TARGET_SAMPLE_RATE
 from ast_repro.datasets.audioset import AUDIO_DIR, CSV_DIR, SEGMENT_CSVS
 from ast_repro.datasets.common import write_wav
-from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV
 from ast_repro.datasets.synth.sources import NUM_CLASSES, coloured_noise, render, sound_class
 from ast_repro.fileio import atomic_write_text
+from ast_repro.layout import AUDIOSET_LABEL_CSV
 
 CLIP_SECONDS = 10.0  # AudioSet segments are 10 s
 # (classes, clips per class in balanced and in eval, unbalanced size as a multiple of

@@ -30,9 +30,9 @@ from ast_repro.datasets.esc50 import (
     META_COLUMNS,
     META_PATH,
 )
-from ast_repro.datasets.layout import ESC50_FOLDS
 from ast_repro.datasets.synth.sources import render, sound_class
 from ast_repro.fileio import atomic_open
+from ast_repro.layout import ESC50_FOLDS
 
 # ESC-50 clips are 5 s long.
 CLIP_SECONDS = 5.0

@@ -1,7 +1,9 @@
 """Where a prepared dataset lives on disk: the contract between `datasets` and training.
 
 Each dataset root (default `data/<name>/`) holds `datafiles/*.json` AST datafiles and a
-label csv, named as in the original recipes (original_ast.md sections 2.3-2.5).
+label csv, named as in the original recipes (`egs/esc50/prep_esc50.py`,
+`egs/speechcommands/prep_sc.py`, `egs/audioset/`). `ast_repro.datasets` writes them and
+training (`ast_repro.build`) reads them; neither imports the other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from ast_repro.results import data_dir
 
 DATASET_NAMES = ("esc50", "speechcommands", "audioset")
 DATAFILES_DIR = "datafiles"
-# ESC-50 is evaluated by 5-fold cross-validation on the dataset's own folds (section 2.3).
+# ESC-50 is evaluated by 5-fold cross-validation on the dataset's own folds
+# (`egs/esc50/prep_esc50.py` writes one train/eval pair per fold, `run_esc.sh` trains each).
 ESC50_FOLDS = (1, 2, 3, 4, 5)
 
 ESC50_LABEL_CSV = "esc_class_labels_indices.csv"

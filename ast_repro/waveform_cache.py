@@ -1,12 +1,14 @@
 """Waveform cache: decode a datafile's clips once into one memory-mapped float32 array.
 
-The original data loader decodes every wav on every epoch (section 1.2, `torchaudio.load`
-in `__getitem__`). Repeated experiments on the same split (the notebooks' ablations, the
-ensembles) re-read tens of thousands of small files; here they are decoded and resampled
-once, stored end to end in `<name>.f32`, with an `(N, 2)` int64 index of (offset, length)
-in `<name>.index.npy` and a json manifest recording the datafile's path, mtime and size and
-the sample rate. The cache is rebuilt when the manifest no longer matches. Changes to the
-audio files themselves (with an untouched datafile) are not detected.
+The original data loader decodes every wav on every epoch (`src/dataloader.py`,
+`torchaudio.load` in `AudiosetDataset.__getitem__`). Repeated experiments on the same split
+(the notebooks' ablations, the ensembles) re-read tens of thousands of small files; here they
+are decoded and resampled once, stored end to end in `<name>.f32`, with an `(N, 2)` int64
+index of (offset, length) in `<name>.index.npy` and a json manifest recording the datafile's
+path, mtime and size and the sample rate. The cache is rebuilt when the manifest no longer
+matches. Changes to the audio files themselves (with an untouched datafile) are not detected.
+Training builds it (`ast_repro.build`, `waveform_cache=True`) and the datasets of
+`ast_repro.data` read from it.
 """
 
 from __future__ import annotations

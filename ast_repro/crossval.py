@@ -1,22 +1,35 @@
-"""ESC-50 5-fold cross-validation (original `egs/esc50/run_esc.sh` and `get_esc_result.py`).
+"""ESC-50 5-fold cross-validation (original `egs/esc50/run_esc.sh` and `get_esc_result.py`),
+and the `ast-repro train` command, which runs a recipe: one run, or every fold of ESC-50.
 
 The original trains one model per fold, each validated on its held-out fold, then averages
 the per-epoch accuracies over the folds and reports the epoch with the best average: a
-choice made on the test folds themselves (original_ast.md section 2.3). `train_esc50_folds`
-runs the folds and records that figure next to the unbiased last-epoch figure, each labelled
+choice made on the test folds themselves (`get_esc_result.py`). `train_esc50_folds` runs the
+folds and records that figure next to the unbiased last-epoch figure, each labelled
 (`ast_repro.ensemble.esc50_summary`).
+
+The command lives here, above `ast_repro.train` (one run), so that the dependency between
+the two modules goes one way: this module imports `ast_repro.train`, never the reverse.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import os
+import sys
 from typing import Any
 
-from ast_repro.config import ConfigError, TrainConfig
+from ast_repro.checkpoint import CheckpointError
+from ast_repro.config import ConfigError, TrainConfig, describe, resolve
+from ast_repro.datafiles import DatafileError
 from ast_repro.ensemble import esc50_summary
+from ast_repro.pretrained import ModelFileMissing, WeightsError
 from ast_repro.results import write_metrics
 from ast_repro.runtime import setup
-from ast_repro.train import STAGE, train
+from ast_repro.train import STAGE, TrainingDiverged, train
+
+# Errors of the user's making: reported in one line by `ast-repro train`, exit status 2.
+_USER_ERRORS = (ConfigError, DatafileError, ModelFileMissing, WeightsError, CheckpointError)
 
 
 def train_esc50_folds(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
@@ -61,3 +74,38 @@ def train_esc50_folds(config: TrainConfig, *, resume: bool = False) -> dict[str,
         }
     finally:
         runtime.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `ast-repro train`."""
+    parser.add_argument("--recipe", required=True, help="a recipe of ast_repro.config.RECIPES")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config and exit"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve the recipe and train it (all folds of ESC-50 by default)."""
+    main_rank = os.environ.get("RANK", "0") == "0"
+    try:
+        config = resolve(args.recipe, args.set)
+        if args.print_config:
+            print(describe(config))
+            return 0
+        if config.dataset == "esc50" and len(config.fold_list()) > 1:
+            train_esc50_folds(config, resume=args.resume)
+        else:
+            result = train(config, resume=args.resume)
+            if main_rank:
+                print(f"metrics -> {result['metrics_path']}")
+    except TrainingDiverged as exc:
+        print(f"ast-repro train: diverged: {exc}", file=sys.stderr)
+        return 3
+    except _USER_ERRORS as exc:
+        print(f"ast-repro train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -17,11 +17,8 @@ every node sees (checkpoints are written by rank 0 and read by all ranks).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,9 +31,8 @@ from tqdm.auto import tqdm
 
 from ast_repro import checkpoint as ckpt
 from ast_repro.build import build_data, build_model
-from ast_repro.config import ConfigError, TrainConfig, describe, resolve
+from ast_repro.config import ConfigError, TrainConfig
 from ast_repro.data import AudioDataset
-from ast_repro.datafiles import DatafileError
 from ast_repro.ensemble import CumulativeEnsemble, save_predictions, weight_average
 from ast_repro.evaluate import (
     EvalResult,
@@ -47,7 +43,6 @@ from ast_repro.evaluate import (
 )
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
-from ast_repro.pretrained import ModelFileMissing, WeightsError
 from ast_repro.results import run_dir, write_metrics
 from ast_repro.runtime import Runtime, all_reduce_mean, setup
 from ast_repro.seeding import derive_seed, make_generator
@@ -59,8 +54,6 @@ RESUMABLE_KEYS = ("epochs", "num_workers", "progress", "tensorboard", "device")
 POSTFIX_EVERY = 10
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
-# Errors of the user's making: reported in one line by `ast-repro train`, exit status 2.
-_USER_ERRORS = (ConfigError, DatafileError, ModelFileMissing, WeightsError, ckpt.CheckpointError)
 
 
 # Every config field's default, for checkpoints written before a field existed.
@@ -441,40 +434,3 @@ def train(
     finally:
         if own:
             runtime.close()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `ast-repro train`."""
-    parser.add_argument("--recipe", required=True, help="a recipe of ast_repro.config.RECIPES")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved config and exit"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Resolve the recipe and train it (all folds of ESC-50 by default)."""
-    main_rank = os.environ.get("RANK", "0") == "0"
-    try:
-        config = resolve(args.recipe, args.set)
-        if args.print_config:
-            print(describe(config))
-            return 0
-        if config.dataset == "esc50" and len(config.fold_list()) > 1:
-            from ast_repro.crossval import train_esc50_folds
-
-            train_esc50_folds(config, resume=args.resume)
-        else:
-            result = train(config, resume=args.resume)
-            if main_rank:
-                print(f"metrics -> {result['metrics_path']}")
-    except TrainingDiverged as exc:
-        print(f"ast-repro train: diverged: {exc}", file=sys.stderr)
-        return 3
-    except _USER_ERRORS as exc:
-        print(f"ast-repro train: error: {exc}", file=sys.stderr)
-        return 2
-    return 0

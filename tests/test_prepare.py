@@ -19,7 +19,7 @@ import torchaudio.functional as AF
 
 from ast_repro.datafiles import read_datafile, read_label_csv
 from ast_repro.datasets import cli as data_cli
-from ast_repro.datasets import prepared_paths, read_weight_file
+from ast_repro.datasets import fetch, prepared_paths, read_weight_file
 from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.audioset import AudioSetError, prepare_audioset, read_segments
 from ast_repro.datasets.esc50 import ESC50_CATEGORIES, Esc50Error, prepare_esc50
@@ -330,3 +330,21 @@ def test_data_scripts_call_the_same_command(tmp_path, monkeypatch):
     assert info.value.code == 0
     assert (tmp_path / "downloads" / archive.name).read_bytes() == archive.read_bytes()
     assert not (tmp_path / "datafiles").exists()  # download step only
+
+
+def test_fetch_is_the_data_command_from_python(tmp_path, capsys):
+    archive = twin_cache.esc50_twin()
+    root = tmp_path / "esc50"
+    with pytest.raises(ValueError, match="unknown step 'everything'"):
+        fetch("esc50", root=root, url=archive.as_uri(), step="everything")
+    with pytest.raises(ValueError, match="fold must be one of"):
+        fetch("esc50", root=root, url=archive.as_uri(), fold=6)
+    assert not root.exists()  # refused before any work
+    paths = fetch("esc50", root=root, url=archive.as_uri(), step="download")
+    assert (root / "downloads" / archive.name).is_file() and not paths["train"].exists()
+    paths = fetch("esc50", root=root, url=archive.as_uri(), fold=3)
+    assert paths == prepared_paths("esc50", root, fold=3)
+    assert len(read_datafile(paths["eval"])) == 10  # fold 3 of the 50-clip twin
+    out = capsys.readouterr().out
+    assert f"downloaded: {root / 'downloads' / archive.name}" in out
+    assert f"prepared esc50 in {root}: train {prepared_paths('esc50', root)['train']}" in out

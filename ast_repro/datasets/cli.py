@@ -1,17 +1,21 @@
 """`ast-repro data NAME`: get a dataset (real or its offline twin) and prepare its datafiles.
 
-One command per dataset runs download -> verify -> extract -> prepare (original_ast.md
-sections 2.3-2.5). With `--synthetic` the twin is generated first under `<root>/twin/` and
-then goes through exactly the same download (a file:// URL) and preparation code.
-`--step` runs one stage only; data_scripts/ uses it.
+`fetch` runs download -> verify -> extract -> prepare for one dataset, as the original
+recipes' preparation scripts do (`egs/esc50/prep_esc50.py`, `egs/speechcommands/prep_sc.py`,
+AudioSet's datafiles); the `data` command's `run` calls it with the parsed flags. With
+`synthetic=True` (`--synthetic`) the twin is generated first under `<root>/twin/` and then
+goes through exactly the same download (a file:// URL) and preparation code. `step`
+(`--step`) runs one stage only; data_scripts/ uses it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ast_repro.audio import AudioError
@@ -83,28 +87,27 @@ def fetch_only(name: str, root: Path, url: str, *, progress: bool) -> list[Path]
     return [fetch_file(url, root / DOWNLOADS_DIR / _ARCHIVES[name][1], progress=progress)]
 
 
-def prepare(name: str, root: Path, url: str, args: argparse.Namespace) -> dict[str, Path]:
-    """Full preparation of one dataset from `url`."""
-    progress = not args.no_progress
+def prepare(
+    name: str,
+    root: Path,
+    url: str,
+    *,
+    force: bool = False,
+    audio_dir: Path | None = None,
+    unbalanced: bool = True,
+    downloader: tuple[str, ...] | None = None,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Full preparation of one dataset from `url` (the AudioSet options only apply to it)."""
     if name == "esc50":
-        return esc50.prepare_esc50(root, url=url, progress=progress, force=args.force)
+        return esc50.prepare_esc50(root, url=url, progress=progress, force=force)
     if name == "speechcommands":
-        return speechcommands.prepare_speechcommands(
-            root, url=url, progress=progress, force=args.force
-        )
-    audio_dir = args.audio_dir
-    if audio_dir is None and args.synthetic:
-        audio_dir = root / TWIN_DIR / audioset.AUDIO_DIR
-    downloader = None
-    if args.downloader_command:
-        downloader = tuple(shlex.split(args.downloader_command))
-    elif args.download_audio:
-        downloader = audioset.YT_DLP_COMMAND
+        return speechcommands.prepare_speechcommands(root, url=url, progress=progress, force=force)
     return audioset.prepare_audioset(
         root,
         base_url=url,
         audio_dir=audio_dir,
-        unbalanced=not args.no_unbalanced,
+        unbalanced=unbalanced,
         downloader=downloader,
         progress=progress,
     )
@@ -159,49 +162,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the requested steps and print what was written; 1 on a data or network error."""
+    downloader = None
+    if args.downloader_command:
+        downloader = tuple(shlex.split(args.downloader_command))
+    elif args.download_audio:
+        downloader = audioset.YT_DLP_COMMAND
     try:
-        return _run(args)
+        fetch(
+            args.name,
+            synthetic=args.synthetic,
+            size=args.size,
+            seed=args.seed,
+            root=args.root,
+            url=args.url,
+            step=args.step,
+            force=args.force,
+            audio_dir=args.audio_dir,
+            unbalanced=not args.no_unbalanced,
+            downloader=downloader,
+            progress=not args.no_progress,
+        )
     except _USER_ERRORS as exc:
         print(f"error: {exc}")
         return 1
-
-
-def _run(args: argparse.Namespace) -> int:
-    name = args.name
-    synthetic = args.synthetic or args.step == "synthesize"
-    args.synthetic = synthetic
-    root = args.root if args.root is not None else default_root(name, synthetic=synthetic)
-    if synthetic and not args.force:
-        marker = read_marker(root)
-        # A prepared twin of another size or seed must be prepared again, not reused.
-        if marker and (marker.get("twin_size"), marker.get("twin_seed")) != (args.size, args.seed):
-            args.force = True
-    official = audioset.AUDIOSET_CSV_URL if name == "audioset" else _ARCHIVES[name][0]
-    url = args.url or official
-    if synthetic:
-        url = synthesize(name, root, size=args.size, seed=args.seed)
-        print(f"synthetic twin ({args.size}, seed {args.seed}): {url}")
-        if args.step == "synthesize":
-            return 0
-    if args.step == "download":
-        for path in fetch_only(name, root, url, progress=not args.no_progress):
-            print(f"downloaded: {path}")
-        return 0
-    written = prepare(name, root, url, args)
-    marker = read_marker(root)
-    marker["synthetic"] = synthetic
-    if synthetic:
-        marker.update(twin_size=args.size, twin_seed=args.seed)
-    write_marker(root, marker)
-    for key, path in written.items():
-        print(f"{key}: {path}")
-    for split, counts in marker.get("clips", {}).items():  # AudioSet: what is missing
-        print(
-            f"{split}: {counts['listed']} segments listed, {counts['found']} with audio, "
-            f"{counts['missing']} missing"
-        )
-    paths = prepared_paths(name, root)
-    print(f"prepared {name} in {root}: train {paths['train']}, eval {paths['eval']}")
     return 0
 
 
@@ -211,24 +194,95 @@ def fetch(
     synthetic: bool = False,
     size: str = "smoke",
     seed: int = 0,
-    root: str | Path | None = None,
+    root: str | os.PathLike[str] | None = None,
     url: str | None = None,
+    step: str = "all",
+    force: bool = False,
+    audio_dir: str | os.PathLike[str] | None = None,
+    unbalanced: bool = True,
+    downloader: Sequence[str] | None = None,
     fold: int = 1,
     progress: bool = False,
 ) -> dict[str, Path]:
-    """Get and prepare a dataset (or its twin) from Python, exactly as `ast-repro data` does.
+    """Get and prepare a dataset (or its twin), printing what was written: `ast-repro data`.
+
+    Downloads, verifies, extracts and writes the AST datafiles as the original recipes'
+    preparation scripts do (`egs/esc50/prep_esc50.py`, `egs/speechcommands/prep_sc.py`;
+    AudioSet's datafiles and `egs/audioset/gen_weight_file.py`). A twin is generated under
+    `<root>/twin/` first and then goes through the same download and preparation.
+
+    Args:
+        name: "esc50", "speechcommands" or "audioset".
+        synthetic: use the offline synthetic twin instead of the real data.
+        size: twin size, one of `SIZES`.
+        seed: twin seed.
+        root: dataset root; default `default_root(name, synthetic=...)`.
+        url: archive URL (AudioSet: csv folder URL) overriding the official one.
+        step: one of `STEPS`: "all", or one stage only ("synthesize" implies `synthetic`).
+        force: download and extract again even if a prepared copy exists.
+        audio_dir: AudioSet only, the folder of clips named `<YTID>.wav` (default
+            `<root>/audio`, the twin's clips for a twin).
+        unbalanced: AudioSet only, also prepare the unbalanced (full) training set.
+        downloader: AudioSet only, the command fetching missing clips, with `{ytid}`,
+            `{start}`, `{end}` and `{out}` placeholders (e.g. `audioset.YT_DLP_COMMAND`).
+        fold: ESC-50 only, the held-out fold (1..5) whose paths are returned.
+        progress: show progress bars.
 
     Returns:
-        `prepared_paths(name, root, fold=fold)`: the train/valid/eval datafiles and labels.
+        `prepared_paths(name, root, fold=fold)`: the train/valid/eval datafiles and labels
+        (paths that do not exist yet after the "synthesize" or "download" step alone).
+
+    Raises:
+        ValueError: unknown `name`, `size`, `step` or `fold`.
+        DownloadError, ArchiveError, DatafileError, AudioError: the data, the network or the
+            environment failed; the message says which file and what to do.
     """
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = [name, "--size", size, "--seed", str(seed)]
-    argv += ["--synthetic"] if synthetic else []
-    argv += ["--root", str(root)] if root is not None else []
-    argv += ["--url", url] if url is not None else []
-    argv += [] if progress else ["--no-progress"]
-    args = parser.parse_args(argv)
-    _run(args)
+    for value, choices, what in ((size, SIZES, "twin size"), (step, STEPS, "step")):
+        if value not in choices:
+            raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+    synthetic = synthetic or step == "synthesize"
     base = Path(root) if root is not None else default_root(name, synthetic=synthetic)
+    prepared_paths(name, base, fold=fold)  # an unknown name or fold fails before any work
+    if synthetic and not force:
+        marker = read_marker(base)
+        # A prepared twin of another size or seed must be prepared again, not reused.
+        if marker and (marker.get("twin_size"), marker.get("twin_seed")) != (size, seed):
+            force = True
+    official = audioset.AUDIOSET_CSV_URL if name == "audioset" else _ARCHIVES[name][0]
+    url = url or official
+    if synthetic:
+        url = synthesize(name, base, size=size, seed=seed)
+        print(f"synthetic twin ({size}, seed {seed}): {url}")
+        if step == "synthesize":
+            return prepared_paths(name, base, fold=fold)
+    if step == "download":
+        for path in fetch_only(name, base, url, progress=progress):
+            print(f"downloaded: {path}")
+        return prepared_paths(name, base, fold=fold)
+    if name == "audioset" and audio_dir is None and synthetic:
+        audio_dir = base / TWIN_DIR / audioset.AUDIO_DIR
+    written = prepare(
+        name,
+        base,
+        url,
+        force=force,
+        audio_dir=None if audio_dir is None else Path(audio_dir),
+        unbalanced=unbalanced,
+        downloader=None if downloader is None else tuple(downloader),
+        progress=progress,
+    )
+    marker = read_marker(base)
+    marker["synthetic"] = synthetic
+    if synthetic:
+        marker.update(twin_size=size, twin_seed=seed)
+    write_marker(base, marker)
+    for key, path in written.items():
+        print(f"{key}: {path}")
+    for split, counts in marker.get("clips", {}).items():  # AudioSet: what is missing
+        print(
+            f"{split}: {counts['listed']} segments listed, {counts['found']} with audio, "
+            f"{counts['missing']} missing"
+        )
+    paths = prepared_paths(name, base)
+    print(f"prepared {name} in {base}: train {paths['train']}, eval {paths['eval']}")
     return prepared_paths(name, base, fold=fold)

@@ -39,13 +39,8 @@ from ast_repro.config import ConfigError, TrainConfig, describe, resolve
 from ast_repro.data import AudioDataset
 from ast_repro.datafiles import DatafileError
 from ast_repro.ensemble import CumulativeEnsemble, save_predictions, weight_average
-from ast_repro.evaluate import (
-    EvalResult,
-    evaluate_dataset,
-    loss_on_logits,
-    model_inputs,
-    summary_line,
-)
+from ast_repro.evaluate import EvalResult, evaluate_dataset, loss_on_logits, summary_line
+from ast_repro.frontend import model_inputs
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.pretrained import ModelFileMissing, WeightsError

@@ -3,10 +3,12 @@
 The paper (section 3.1) trains with mixup (rate 0.5, Beta(10, 10)), frequency and time masking
 (SpecAugment) and, for Speech Commands (section 3.2), random noise; the original applies them
 per clip in `AudiosetDataset.__getitem__` (`src/dataloader.py`). This module holds each
-augmentation as a deterministic `apply_*` function of explicit random numbers, the seeded
-generators those numbers come from (`derive_seed`, `make_generator`), and `AugmentationDraws`,
-every number one batch needs. `ast_repro.frontend` puts them in the original's order, per clip
-or for a whole batch on the device, so a run is reproducible from (seed, epoch, index) alone.
+augmentation as a deterministic function of explicit random numbers (`mixup_waveforms`,
+`apply_masks`, `apply_noise_and_roll`), one-clip versions that draw their own numbers
+(`spec_augment`, `noise_and_roll`), the seeded generators the numbers come from
+(`derive_seed`, `make_generator`, `sample_lambda`) and `AugmentationDraws`, every number one
+batch needs. `ast_repro.frontend` applies them in the original's order, per clip or for a
+whole batch on the device, so a run is reproducible from (seed, epoch, index) alone.
 """
 
 from __future__ import annotations

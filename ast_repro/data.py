@@ -80,9 +80,9 @@ def target_matrix(clips: Sequence[Clip], labels: LabelMap, *, source: str = "") 
 
 
 # A datafile, or its clips already read (e.g. audio files to label, with no labels).
-ClipSource = str | os.PathLike[str] | Sequence[Clip]
+DatafileOrClips = str | os.PathLike[str] | Sequence[Clip]
 # A label csv, its LabelMap, or None for the clips' own label ids in order of appearance.
-LabelSource = str | os.PathLike[str] | LabelMap | None
+LabelCsvOrMap = str | os.PathLike[str] | LabelMap | None
 
 
 class _ClipSource(Dataset):
@@ -91,15 +91,15 @@ class _ClipSource(Dataset):
     def __init__(
         self,
         *,
-        datafile: ClipSource,
-        label_csv: LabelSource,
+        datafile: DatafileOrClips,
+        label_csv: LabelCsvOrMap,
         sample_rate: int,
         waveform_cache: str | None,
     ) -> None:
         if isinstance(datafile, (str, os.PathLike)):
             self.datafile: Path | None = Path(datafile)
             self.clips = read_datafile(self.datafile)
-            source, empty = str(self.datafile), f"{datafile}: the datafile lists no clips"
+            source, empty = str(self.datafile), f"{self.datafile}: the datafile lists no clips"
         else:
             if waveform_cache is not None:
                 raise ValueError("a waveform cache belongs to a datafile, not to a list of clips")
@@ -168,8 +168,8 @@ class AudioDataset(_ClipSource):
     def __init__(
         self,
         *,
-        datafile: ClipSource,
-        label_csv: LabelSource,
+        datafile: DatafileOrClips,
+        label_csv: LabelCsvOrMap,
         frontend: FrontEndConfig,
         training: bool = False,
         seed: int = 0,
@@ -235,8 +235,8 @@ class WaveformDataset(_ClipSource):
     def __init__(
         self,
         *,
-        datafile: ClipSource,
-        label_csv: LabelSource,
+        datafile: DatafileOrClips,
+        label_csv: LabelCsvOrMap,
         frontend: FrontEndConfig,
         waveform_cache: str | None = None,
     ) -> None:
@@ -260,8 +260,8 @@ class WaveformDataset(_ClipSource):
 
 def make_dataset(
     frontend: FrontEndConfig,
-    datafile: ClipSource,
-    label_csv: LabelSource = None,
+    datafile: DatafileOrClips,
+    label_csv: LabelCsvOrMap = None,
     *,
     training: bool = False,
     seed: int = 0,

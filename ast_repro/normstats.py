@@ -132,7 +132,7 @@ def original_draws(
     `num_clips` clips; a torch generator seeded with `seed` gives lambda (only for a mixed
     clip) and then the four mask uniforms (only when a mask is on).
     """
-    # NOTE: training draws each clip from a generator seeded by (seed, epoch, index)
+    # Training draws each clip from a generator seeded by (seed, epoch, index)
     # (`AudioDataset.draw`); the statistics keep this stream, with which notebook 01's stored
     # numbers were computed. Every clip's draws have the same distribution either way.
     if not (frontend.mixup or frontend.freqm or frontend.timem):

@@ -1,27 +1,22 @@
 """Training-time augmentation: waveform mixup, SpecAugment masks, noise-and-roll.
 
 The paper (section 3.1) trains with mixup (rate 0.5, Beta(10, 10)), frequency and time masking
-(SpecAugment) and, for Speech Commands (section 3.2), random noise. The original applies them
-per clip inside `AudiosetDataset.__getitem__` in this order (original_ast.md section 1.10):
-mixup on the waveform (1.4) -> Kaldi fbank -> pad/crop (1.5) -> one frequency mask and one time
-mask set to 0.0 (1.6) -> normalize (1.7) -> uniform noise and a circular time shift (1.8).
-
-Two paths follow that recipe with the same deterministic `apply_*` functions:
-- `process_sample`: one clip in a DataLoader worker (the original's place);
-- `BatchFrontEnd`: a zero-padded batch of waveforms on any device, no loop over the batch.
-All randomness is drawn up front by `FrontEndConfig.draw` into `AugmentationDraws` from an
-explicit `torch.Generator`, so both paths give the same features for the same draws and a run
-is reproducible from (seed, epoch, index) alone.
+(SpecAugment) and, for Speech Commands (section 3.2), random noise; the original applies them
+per clip in `AudiosetDataset.__getitem__` (`src/dataloader.py`). This module holds each
+augmentation as a deterministic function of explicit random numbers (`mixup_waveforms`,
+`apply_masks`, `apply_noise_and_roll`), one-clip versions that draw their own numbers
+(`spec_augment`, `noise_and_roll`), the seeded generators the numbers come from
+(`derive_seed`, `make_generator`, `sample_lambda`) and `AugmentationDraws`, every number one
+batch needs. `ast_repro.frontend` applies them in the original's order, per clip or for a
+whole batch on the device, so a run is reproducible from (seed, epoch, index) alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
-
-from ast_repro.features import NormStats, frame_geometry, kaldi_fbank, normalize, pad_or_crop
 
 # Mixup weight lambda ~ Beta(10, 10) (original dataloader: `np.random.beta(10, 10)`).
 MIXUP_BETA_SHAPE = 10
@@ -208,182 +203,3 @@ class AugmentationDraws:
     def select(self, index: int) -> AugmentationDraws:
         """The draws of sample `index`, as a batch of one."""
         return self._map(lambda x: x[index : index + 1])
-
-
-@dataclass(frozen=True, kw_only=True)
-class FrontEndConfig:
-    """The front-end recipe shared by the per-sample and the batched path.
-
-    Each augmentation is off at 0 / False (ablations); `draw` still draws the same numbers
-    for the others, so switching one off leaves the rest of a seeded run unchanged.
-    """
-
-    sample_rate: int = 16_000
-    target_length: int
-    num_mel_bins: int = 128
-    norm: NormStats
-    mixup: float = 0.0  # probability that a training sample is mixed
-    freqm: int = 0  # frequency-mask parameter (bins)
-    timem: int = 0  # time-mask parameter (frames)
-    noise: bool = False  # Speech Commands noise and roll
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.mixup <= 1.0:
-            raise ValueError(f"mixup is a probability in [0, 1], got {self.mixup}")
-        if self.target_length < 1 or self.num_mel_bins < 1:
-            raise ValueError("target_length and num_mel_bins must be positive")
-        if not 0 <= self.freqm <= self.num_mel_bins:
-            raise ValueError(f"freqm must be in [0, num_mel_bins={self.num_mel_bins}]")
-        if not 0 <= self.timem <= self.target_length:
-            raise ValueError(f"timem must be in [0, target_length={self.target_length}]")
-
-    def draw(
-        self, generator: torch.Generator, *, batch_size: int, num_partners: int | None = None
-    ) -> AugmentationDraws:
-        """Draw one batch's augmentation on the generator's device.
-
-        Args:
-            generator: the only source of randomness.
-            batch_size: B.
-            num_partners: None for the batch path (partners are a random permutation of the
-                batch); the dataset size for the per-sample path (a uniform random clip).
-        """
-        device = generator.device
-
-        def uniform() -> torch.Tensor:
-            return torch.rand(batch_size, generator=generator, device=device)
-
-        mix = uniform() < self.mixup
-        if num_partners is None:
-            # NOTE: the original picks the partner uniformly from the whole dataset; the batch
-            # path pairs within the batch (no extra reads), and under shuffling a batch
-            # neighbour is still a uniform random clip.
-            partner = torch.randperm(batch_size, generator=generator, device=device)
-        else:
-            partner = torch.randint(num_partners, (batch_size,), generator=generator, device=device)
-        lam = sample_lambda(generator, batch_size)
-        freq_u, time_u = (uniform(), uniform()), (uniform(), uniform())
-        freq = mask_interval(*freq_u, size=self.num_mel_bins, mask_param=self.freqm)
-        time = mask_interval(*time_u, size=self.target_length, mask_param=self.timem)
-        draws = AugmentationDraws(mix=mix, partner=partner, lam=lam, freq=freq, time=time)
-        if not self.noise:
-            return draws
-        shape = (batch_size, self.target_length, self.num_mel_bins)
-        return replace(
-            draws,
-            noise=torch.rand(shape, generator=generator, device=device),
-            amplitude=uniform(),
-            shift=torch.randint(
-                ROLL_LOW, ROLL_HIGH, (batch_size,), generator=generator, device=device
-            ),
-        )
-
-
-def _finish(
-    fbank: torch.Tensor, config: FrontEndConfig, draws: AugmentationDraws | None
-) -> torch.Tensor:
-    """Masks -> normalize -> noise and roll on (B, target_length, F) features."""
-    if draws is not None:
-        fbank = apply_masks(fbank, draws.freq, draws.time)
-    fbank = normalize(fbank, config.norm)
-    if draws is not None and draws.noise is not None:
-        fbank = apply_noise_and_roll(fbank, draws.noise, draws.amplitude, draws.shift)
-    return fbank
-
-
-def process_sample(
-    config: FrontEndConfig,
-    waveform: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    draws: AugmentationDraws | None = None,
-    partner_waveform: torch.Tensor | None = None,
-    partner_labels: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The original `__getitem__` front end for one clip.
-
-    Args:
-        config: the recipe.
-        waveform: (N,) float32 at `config.sample_rate`.
-        labels: (C,) 0/1 targets.
-        draws: draws of this clip (B = 1); None for evaluation (no augmentation).
-        partner_waveform, partner_labels: (N2,), (C,) the partner; needed when draws.mix.
-
-    Returns:
-        fbank (target_length, F) normalized, labels (C,) possibly soft.
-    """
-    if draws is not None and bool(draws.mix[0]):
-        if partner_waveform is None or partner_labels is None:
-            raise ValueError("draws ask for mixup but no partner waveform/labels were given")
-        waveform = mixup_waveforms(waveform, partner_waveform, draws.lam[0])
-        labels = mix_labels(labels, partner_labels, draws.lam[0])
-    else:
-        waveform = waveform - waveform.mean()
-    fbank = pad_or_crop(
-        kaldi_fbank(waveform, config.sample_rate, config.num_mel_bins), config.target_length
-    )
-    return _finish(fbank[None], config, draws)[0], labels
-
-
-class BatchFrontEnd:
-    """The same front end for a zero-padded batch of waveforms, on the batch's device."""
-
-    def __init__(self, config: FrontEndConfig) -> None:
-        self.config = config
-
-    def draw(self, generator: torch.Generator, batch_size: int) -> AugmentationDraws:
-        """Training draws for one batch (partners within the batch)."""
-        return self.config.draw(generator, batch_size=batch_size)
-
-    def __call__(
-        self,
-        waveforms: torch.Tensor,
-        lengths: torch.Tensor,
-        labels: torch.Tensor,
-        draws: AugmentationDraws | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and labels for a batch.
-
-        Args:
-            waveforms: (B, N) float32, clip b valid in [0, lengths[b]) and zero after.
-            lengths: (B,) int64 samples per clip.
-            labels: (B, C) 0/1 targets.
-            draws: from `draw` for training; None for evaluation. Every tensor, draws
-                included, must be on one device; compute in float32 (outside autocast).
-
-        Returns:
-            fbank (B, target_length, F) normalized, labels (B, C) possibly soft.
-        """
-        config = self.config
-        window, shift, _ = frame_geometry(config.sample_rate)
-        lengths = lengths.to(waveforms.device)
-        if int(lengths.min()) < window or int(lengths.max()) > waveforms.shape[1]:
-            raise ValueError(
-                f"lengths must lie in [{window}, {waveforms.shape[1]}] samples (one 25 ms frame "
-                f"to the padded width), got {lengths.min().item()}..{lengths.max().item()}"
-            )
-        steps = torch.arange(waveforms.shape[1], device=waveforms.device)
-        valid = (steps[None] < lengths[:, None]).to(waveforms.dtype)  # (B, N)
-        count = lengths.to(waveforms.dtype)[:, None]
-
-        def centered(x: torch.Tensor) -> torch.Tensor:
-            # each clip's mean over its own samples only; the padded tail stays zero
-            return (x - (x * valid).sum(dim=1, keepdim=True) / count) * valid
-
-        waveforms = centered(waveforms)
-        if draws is not None:
-            lam = draws.lam[:, None]
-            partner = waveforms[draws.partner] * valid  # zero-pad or truncate to own length
-            mixed = centered(lam * waveforms + (1 - lam) * partner)
-            waveforms = torch.where(draws.mix[:, None], mixed, waveforms)
-            soft = mix_labels(labels, labels[draws.partner], lam)
-            labels = torch.where(draws.mix[:, None], soft, labels)
-        fbank = pad_or_crop(
-            kaldi_fbank(waveforms, config.sample_rate, config.num_mel_bins), config.target_length
-        )  # (B, target_length, F)
-        # The original pads features, not waveforms: frames past a clip's own frame count
-        # become 0.0, exactly what `pad_or_crop` appends to a short clip.
-        own_frames = 1 + torch.div(lengths - window, shift, rounding_mode="floor")  # (B,)
-        frame_index = torch.arange(fbank.shape[1], device=fbank.device)
-        fbank = fbank.masked_fill(frame_index[None, :, None] >= own_frames[:, None, None], 0.0)
-        return _finish(fbank, config, draws), labels

@@ -19,12 +19,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from ast_repro.augment import BatchFrontEnd
 from ast_repro.checkpoint import CHECKPOINT_FORMAT
 from ast_repro.config import ConfigError, TrainConfig
-from ast_repro.data import AudioDataset, WaveformDataset
+from ast_repro.data import make_dataset
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
-from ast_repro.evaluate import eval_dataset, frontend_config
+from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config
 from ast_repro.layout import default_root, prepared_paths
 from ast_repro.model import AST, ASTConfig, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
@@ -109,37 +108,20 @@ def build_data(config: TrainConfig, runtime: Runtime) -> RunData:
     def cache(datafile: Path) -> str | None:
         return _waveform_cache(datafile, runtime) if config.waveform_cache else None
 
-    frontend = None
-    if config.frontend == "device":
-        frontend = BatchFrontEnd(frontend_config(config))
-        train_set: Any = WaveformDataset(
-            datafile=paths["train"],
-            label_csv=paths["labels"],
-            target_length=config.target_length,
-            waveform_cache=cache(paths["train"]),
-        )
-    else:
-        train_set = AudioDataset(
-            datafile=paths["train"],
-            label_csv=paths["labels"],
-            target_length=config.target_length,
-            num_mel_bins=config.num_mel_bins,
-            norm=config.norm,
-            freqm=config.freqm,
-            timem=config.timem,
-            mixup=config.mixup,
-            noise=config.noise,
-            training=True,
-            seed=config.seed,
-            waveform_cache=cache(paths["train"]),
-        )
-    valid_set = eval_dataset(
-        config, paths["valid"], paths["labels"], waveform_cache=cache(paths["valid"])
+    frontend = frontend_config(config)
+    train_set = make_dataset(
+        frontend,
+        paths["train"],
+        labels,
+        training=True,
+        seed=config.seed,
+        waveform_cache=cache(paths["train"]),
     )
+    valid_set = make_dataset(frontend, paths["valid"], labels, waveform_cache=cache(paths["valid"]))
     eval_set = None
     if config.select_best and paths["eval"] != paths["valid"]:
-        eval_set = eval_dataset(
-            config, paths["eval"], paths["labels"], waveform_cache=cache(paths["eval"])
+        eval_set = make_dataset(
+            frontend, paths["eval"], labels, waveform_cache=cache(paths["eval"])
         )
     world, rank = runtime.world_size, runtime.rank
     sampler: Sampler[int]
@@ -158,7 +140,9 @@ def build_data(config: TrainConfig, runtime: Runtime) -> RunData:
         sampler = DistributedSampler(
             train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed
         )
-    return RunData(paths, labels, train_set, sampler, valid_set, eval_set, frontend)
+    return RunData(
+        paths, labels, train_set, sampler, valid_set, eval_set, batch_front_end(frontend)
+    )
 
 
 def _waveform_cache(datafile: Path, runtime: Runtime) -> str:

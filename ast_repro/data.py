@@ -1,9 +1,12 @@
 """Datasets for training and evaluation (original `src/dataloader.py`, `AudiosetDataset`).
 
 - `AudioDataset`: the original's per-clip path; each DataLoader worker loads a clip, mixes it
-  with a random partner from the whole dataset and returns normalized features.
+  with a random partner from the whole dataset and returns its model input
+  (`ast_repro.frontend.process_sample`).
 - `WaveformDataset`: fixed-length zero-padded waveforms plus lengths for the device path,
-  where `ast_repro.augment.BatchFrontEnd` does mixup, features and masks for a whole batch.
+  where `ast_repro.frontend.BatchFrontEnd` does mixup, features and masks for a whole batch.
+- `make_dataset`: the one way to build either from a `FrontEndConfig`, for training,
+  evaluation, norm statistics and prediction.
 
 The samplers (balanced weights, `DistributedWeightedSampler`) are in `ast_repro.sampling`.
 Randomness comes only from generators seeded by (seed, epoch, index), so a resumed or
@@ -21,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
-from ast_repro.augment import FrontEndConfig, process_sample
+from ast_repro.audio import load_audio
+from ast_repro.augment import AugmentationDraws
 from ast_repro.datafiles import (
     Clip,
     DatafileError,
@@ -31,7 +34,8 @@ from ast_repro.datafiles import (
     read_datafile,
     read_label_csv,
 )
-from ast_repro.features import NormStats, frame_geometry
+from ast_repro.features import frame_geometry
+from ast_repro.frontend import FrontEndConfig, process_sample
 from ast_repro.seeding import make_generator
 
 
@@ -49,24 +53,43 @@ def target_matrix(clips: Sequence[Clip], labels: LabelMap, *, source: str = "") 
     return targets
 
 
+# A datafile, or its clips already read (e.g. audio files to label, with no labels).
+DatafileOrClips = str | os.PathLike[str] | Sequence[Clip]
+# A label csv, its LabelMap, or None for the clips' own label ids in order of appearance.
+LabelCsvOrMap = str | os.PathLike[str] | LabelMap | None
+
+
 class _ClipSource(Dataset):
     """Clips, their targets, and waveforms from audio files or a waveform cache."""
 
     def __init__(
         self,
         *,
-        datafile: str | os.PathLike[str],
-        label_csv: str | os.PathLike[str],
+        datafile: DatafileOrClips,
+        label_csv: LabelCsvOrMap,
         sample_rate: int,
         waveform_cache: str | None,
     ) -> None:
-        self.datafile = Path(datafile)
-        self.clips = read_datafile(self.datafile)
+        if isinstance(datafile, (str, os.PathLike)):
+            self.datafile: Path | None = Path(datafile)
+            self.clips = read_datafile(self.datafile)
+            source, empty = str(self.datafile), f"{self.datafile}: the datafile lists no clips"
+        else:
+            if waveform_cache is not None:
+                raise ValueError("a waveform cache belongs to a datafile, not to a list of clips")
+            self.datafile, self.clips = None, list(datafile)
+            source, empty = "clip list", "the clip list is empty"
         if not self.clips:
-            raise DatafileError(f"{self.datafile}: the datafile lists no clips")
-        self.labels = read_label_csv(label_csv)
+            raise DatafileError(empty)
+        if isinstance(label_csv, LabelMap):
+            self.labels = label_csv
+        elif label_csv is None:
+            mids = tuple(dict.fromkeys(mid for clip in self.clips for mid in clip.labels))
+            self.labels = LabelMap(mids=mids, names=mids)
+        else:
+            self.labels = read_label_csv(label_csv)
         # class indices, not an (N, C) matrix: AudioSet full would need 4 GB for that
-        self.label_indices = clip_label_indices(self.clips, self.labels, source=str(self.datafile))
+        self.label_indices = clip_label_indices(self.clips, self.labels, source=source)
         self.sample_rate = sample_rate
         self.waveform_cache = waveform_cache
         self._cache: Any = None
@@ -108,26 +131,20 @@ class _ClipSource(Dataset):
 
 
 class AudioDataset(_ClipSource):
-    """Per-clip features and labels, the original `AudiosetDataset` (section 1.10).
+    """Per-clip model inputs, the original `AudiosetDataset` (`src/dataloader.py`).
 
-    Items are `(fbank (target_length, F) float32, labels (C,) float32)`. With
-    `training=True` the clip is augmented (mixup, masks, noise as configured) with draws
-    from a generator seeded by (seed, epoch, index); call `set_epoch` every epoch.
+    Items are `(fbank (target_length, F) float32, labels (C,) float32)` from
+    `ast_repro.frontend.process_sample`. With `training=True` the clip is augmented (mixup,
+    masks, noise as `frontend` says) with draws from a generator seeded by
+    (seed, epoch, index); call `set_epoch` every epoch.
     """
 
     def __init__(
         self,
         *,
-        datafile: str | os.PathLike[str],
-        label_csv: str | os.PathLike[str],
-        target_length: int,
-        norm: NormStats,
-        sample_rate: int = TARGET_SAMPLE_RATE,
-        num_mel_bins: int = 128,
-        freqm: int = 0,
-        timem: int = 0,
-        mixup: float = 0.0,
-        noise: bool = False,
+        datafile: DatafileOrClips,
+        label_csv: LabelCsvOrMap,
+        frontend: FrontEndConfig,
         training: bool = False,
         seed: int = 0,
         waveform_cache: str | None = None,
@@ -135,19 +152,10 @@ class AudioDataset(_ClipSource):
         super().__init__(
             datafile=datafile,
             label_csv=label_csv,
-            sample_rate=sample_rate,
+            sample_rate=frontend.sample_rate,
             waveform_cache=waveform_cache,
         )
-        self.config = FrontEndConfig(
-            sample_rate=sample_rate,
-            target_length=target_length,
-            num_mel_bins=num_mel_bins,
-            norm=norm,
-            mixup=mixup,
-            freqm=freqm,
-            timem=timem,
-            noise=noise,
-        )
+        self.frontend = frontend
         self.training = training
         self.seed = seed
         self.epoch = 0
@@ -156,27 +164,38 @@ class AudioDataset(_ClipSource):
         """Select the epoch whose draws `__getitem__` makes."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        waveform = self.waveform(index)
+    def draw(self, index: int) -> AugmentationDraws | None:
+        """The augmentation of item `index` in this epoch; None when not training."""
         if not self.training:
-            return process_sample(self.config, waveform, self.target(index))
+            return None
         # NOTE: the original draws from the global `random` and `np.random` states (which
         # repeat across DataLoader workers under torch 1.8.1); here every item has its own
         # generator seeded by (seed, epoch, index), independent of workers and resumption.
         generator = make_generator(self.seed, self.epoch, index)
-        draws = self.config.draw(generator, batch_size=1, num_partners=len(self))
+        return self.frontend.draw(generator, batch_size=1, num_partners=len(self))
+
+    def item(
+        self, index: int, draws: AugmentationDraws | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip `index` through the front end with the given draws (B = 1) or none.
+
+        A clip the draws mix is mixed with the dataset's clip `draws.partner[0]`.
+        """
         partner_waveform = partner_labels = None
-        if bool(draws.mix[0]):
+        if draws is not None and bool(draws.mix[0]):
             partner = int(draws.partner[0])
             partner_waveform, partner_labels = self.waveform(partner), self.target(partner)
         return process_sample(
-            self.config,
-            waveform,
+            self.frontend,
+            self.waveform(index),
             self.target(index),
             draws=draws,
             partner_waveform=partner_waveform,
             partner_labels=partner_labels,
         )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.item(index, self.draw(index))
 
 
 class WaveformDataset(_ClipSource):
@@ -190,25 +209,68 @@ class WaveformDataset(_ClipSource):
     def __init__(
         self,
         *,
-        datafile: str | os.PathLike[str],
-        label_csv: str | os.PathLike[str],
-        target_length: int,
-        sample_rate: int = TARGET_SAMPLE_RATE,
+        datafile: DatafileOrClips,
+        label_csv: LabelCsvOrMap,
+        frontend: FrontEndConfig,
         waveform_cache: str | None = None,
     ) -> None:
         super().__init__(
             datafile=datafile,
             label_csv=label_csv,
-            sample_rate=sample_rate,
+            sample_rate=frontend.sample_rate,
             waveform_cache=waveform_cache,
         )
-        self.max_samples = samples_for_frames(target_length, sample_rate)
+        self.max_samples = samples_for_frames(frontend.target_length, frontend.sample_rate)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         # NOTE: a clip longer than max_samples is cut here, before its mean is removed, so its
         # mean is that of the kept part; frames past target_length are cropped either way, and
-        # per-frame DC removal makes the global mean nearly a no-op (original_ast.md 1.2).
+        # per-frame DC removal makes the global mean nearly a no-op (`_wav2fbank`).
         waveform = self.waveform(index)[: self.max_samples]
         length = int(waveform.shape[0])
         padded = torch.nn.functional.pad(waveform, (0, self.max_samples - length))
         return padded, length, self.target(index)
+
+
+def make_dataset(
+    frontend: FrontEndConfig,
+    datafile: DatafileOrClips,
+    label_csv: LabelCsvOrMap = None,
+    *,
+    training: bool = False,
+    seed: int = 0,
+    waveform_cache: str | None = None,
+) -> AudioDataset | WaveformDataset:
+    """The dataset that feeds `frontend`: training, evaluation, norm statistics, prediction.
+
+    Args:
+        frontend: the recipe; `frontend.batched` selects the path.
+        datafile: an AST json datafile, or a list of clips (no waveform cache then).
+        label_csv: the label csv or its `LabelMap`; None uses the clips' own label ids.
+        training: augment per clip with draws seeded by (seed, epoch, index). The batched
+            path ignores it: `BatchFrontEnd` augments whole batches on the device.
+        seed: the run's seed.
+        waveform_cache: a cache of the datafile's decoded clips (`ast_repro.datasets.cache`).
+
+    Returns:
+        An `AudioDataset` of (fbank, labels), or for `frontend.batched` a `WaveformDataset` of
+        (waveform, length, labels) for `ast_repro.frontend.BatchFrontEnd`.
+
+    Raises:
+        DatafileError: the datafile or label csv is missing or malformed, or lists no clips.
+    """
+    if frontend.batched:
+        return WaveformDataset(
+            datafile=datafile,
+            label_csv=label_csv,
+            frontend=frontend,
+            waveform_cache=waveform_cache,
+        )
+    return AudioDataset(
+        datafile=datafile,
+        label_csv=label_csv,
+        frontend=frontend,
+        training=training,
+        seed=seed,
+        waveform_cache=waveform_cache,
+    )

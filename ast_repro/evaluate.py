@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ast_repro.augment import BatchFrontEnd, FrontEndConfig
 from ast_repro.checkpoint import CheckpointError, load_model
-from ast_repro.config import TrainConfig
-from ast_repro.data import AudioDataset, WaveformDataset
+from ast_repro.data import make_dataset
 from ast_repro.datafiles import DatafileError, read_label_csv, write_label_csv
 from ast_repro.ensemble import save_predictions
 from ast_repro.fileio import atomic_write_json
+from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config, model_inputs
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.runtime import Runtime, gather_to_main, setup
 
@@ -68,60 +67,6 @@ def loss_on_logits(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> to
         # vector equals the original for one-hot labels and is correct under mixup.
         return F.cross_entropy(logits, targets)
     raise ValueError(f"unknown loss {kind!r}; use 'bce' or 'ce'")
-
-
-def frontend_config(config: TrainConfig) -> FrontEndConfig:
-    """The feature and augmentation recipe of a run."""
-    return FrontEndConfig(
-        target_length=config.target_length,
-        num_mel_bins=config.num_mel_bins,
-        norm=config.norm,
-        mixup=config.mixup,
-        freqm=config.freqm,
-        timem=config.timem,
-        noise=config.noise,
-    )
-
-
-def eval_dataset(
-    config: TrainConfig,
-    datafile: str | os.PathLike[str],
-    label_csv: str | os.PathLike[str],
-    *,
-    waveform_cache: str | None = None,
-) -> Dataset:
-    """Un-augmented items of a datafile for the run's front end (worker or device)."""
-    if config.frontend == "device":
-        return WaveformDataset(
-            datafile=datafile,
-            label_csv=label_csv,
-            target_length=config.target_length,
-            waveform_cache=waveform_cache,
-        )
-    return AudioDataset(
-        datafile=datafile,
-        label_csv=label_csv,
-        target_length=config.target_length,
-        num_mel_bins=config.num_mel_bins,
-        norm=config.norm,
-        training=False,
-        waveform_cache=waveform_cache,
-    )
-
-
-def model_inputs(
-    batch: Any, device: torch.device, frontend: BatchFrontEnd | None, draws: Any = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, F) features and (B, C) labels on `device` from a DataLoader batch.
-
-    Worker batches are (fbank, labels); device batches are (waveforms, lengths, labels) and
-    go through `frontend` on the device, in float32 outside autocast.
-    """
-    if frontend is None:
-        fbank, labels = batch
-        return fbank.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-    waveforms, lengths, labels = (t.to(device, non_blocking=True) for t in batch)
-    return frontend(waveforms, lengths, labels, draws)
 
 
 @torch.no_grad()
@@ -217,15 +162,15 @@ def evaluate(
                 f"{label_csv}: its classes differ from the {labels.num_classes} classes the "
                 f"checkpoint {checkpoint} was trained on"
             )
-        dataset = eval_dataset(config, datafile, label_csv)
-        frontend = BatchFrontEnd(frontend_config(config)) if config.frontend == "device" else None
+        frontend = frontend_config(config)
+        dataset = make_dataset(frontend, datafile, label_csv)
         result = evaluate_dataset(
             model,
             dataset,
             runtime=runtime,
             batch_size=batch_size or config.eval_batch_size,
             loss=config.loss,
-            frontend=frontend,
+            frontend=batch_front_end(frontend),
             num_workers=num_workers,
         )
     runtime.close()

@@ -11,6 +11,7 @@ the two can be compared.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import random
@@ -21,9 +22,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
+from ast_repro.augment import AugmentationDraws, mask_interval, sample_lambda
+from ast_repro.data import AudioDataset, make_dataset
 from ast_repro.datafiles import read_datafile
-from ast_repro.features import PUBLISHED_STATS, kaldi_fbank, pad_or_crop
+from ast_repro.features import PUBLISHED_STATS
+from ast_repro.frontend import FrontEndConfig
 
 # get_norm_stats.py settings: DataLoader batch 1000; AudioSet training augmentation
 # with freqm 24 (sic: the recipe trains with 48), timem 192 and mixup 0.5.
@@ -91,28 +94,67 @@ def iter_features(
 ) -> Iterator[torch.Tensor]:
     """Yield each clip's un-normalized (target_length, F) features, augmented when asked.
 
-    Augmentation follows the original's `__getitem__` order (mixup on waveforms, fbank,
-    pad/crop, frequency then time mask); see ast_repro.augment.
+    The clips go through the training front end (`ast_repro.frontend.process_sample`) with
+    normalization off, as `src/get_norm_stats.py` runs the training dataset with
+    `skip_norm=True`: mixup on waveforms, fbank, pad/crop, frequency and time mask.
+
+    Args:
+        datafile: AST json datafile; mixup partners are drawn from its first `limit` clips.
+        target_length, num_mel_bins: the features' (T, F).
+        freqm, timem, mixup: training augmentation, off at 0.
+        seed: seeds the augmentation draws (`original_draws`).
+        limit: use only the first `limit` clips.
     """
     clips = read_datafile(datafile)[:limit]
-    if freqm or timem or mixup:
-        from ast_repro import augment  # the training augmentations, used as the original does
+    if not clips:
+        return
+    frontend = FrontEndConfig(
+        target_length=target_length,
+        num_mel_bins=num_mel_bins,
+        norm=None,
+        mixup=mixup,
+        freqm=freqm,
+        timem=timem,
+    )
+    dataset = make_dataset(frontend, clips)
+    assert isinstance(dataset, AudioDataset)  # not batched: the per-clip path
+    for index, draws in enumerate(original_draws(frontend, seed=seed, num_clips=len(clips))):
+        yield dataset.item(index, draws)[0]
 
-    py_rng = random.Random(seed)
-    torch_gen = torch.Generator().manual_seed(seed)
-    for clip in clips:
-        waveform = load_audio(clip.wav, sample_rate=TARGET_SAMPLE_RATE)
-        if mixup and py_rng.random() < mixup:
-            # As the original: the partner is any clip of the datafile, uniformly.
-            partner = load_audio(clips[py_rng.randint(0, len(clips) - 1)].wav)
-            lam = augment.sample_lambda(torch_gen).item()
-            waveform = augment.mixup_waveforms(waveform, partner, lam)
+
+def original_draws(
+    frontend: FrontEndConfig, *, seed: int, num_clips: int
+) -> Iterator[AugmentationDraws | None]:
+    """Each clip's augmentation draws (B = 1) in datafile order; None when nothing is on.
+
+    One sequential stream, as one pass of the original's DataLoader over the datafile:
+    `random.Random(seed)` decides whether a clip is mixed and picks its partner among all
+    `num_clips` clips; a torch generator seeded with `seed` gives lambda (only for a mixed
+    clip) and then the four mask uniforms (only when a mask is on).
+    """
+    # Training draws each clip from a generator seeded by (seed, epoch, index)
+    # (`AudioDataset.draw`); the statistics keep this stream, with which notebook 01's stored
+    # numbers were computed. Every clip's draws have the same distribution either way.
+    if not (frontend.mixup or frontend.freqm or frontend.timem):
+        yield from itertools.repeat(None, num_clips)
+        return
+    chooser = random.Random(seed)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(num_clips):
+        mix = bool(frontend.mixup) and chooser.random() < frontend.mixup
+        partner = chooser.randint(0, num_clips - 1) if mix else 0
+        lam = sample_lambda(generator) if mix else torch.ones(1)
+        if frontend.freqm or frontend.timem:
+            u = [torch.rand(1, generator=generator) for _ in range(4)]
         else:
-            waveform = waveform - waveform.mean()
-        fbank = pad_or_crop(kaldi_fbank(waveform, TARGET_SAMPLE_RATE, num_mel_bins), target_length)
-        if freqm or timem:
-            fbank = augment.spec_augment(fbank, freqm=freqm, timem=timem, generator=torch_gen)
-        yield fbank
+            u = [torch.zeros(1)] * 4  # empty masks, no draws
+        yield AugmentationDraws(
+            mix=torch.tensor([mix]),
+            partner=torch.tensor([partner]),
+            lam=lam,
+            freq=mask_interval(u[0], u[1], size=frontend.num_mel_bins, mask_param=frontend.freqm),
+            time=mask_interval(u[2], u[3], size=frontend.target_length, mask_param=frontend.timem),
+        )
 
 
 def compute_norm_stats(

@@ -11,15 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from ast_repro.audio import AudioError, load_audio
-from ast_repro.augment import process_sample
+from ast_repro.audio import AudioError
 from ast_repro.checkpoint import CheckpointError, load_model
-from ast_repro.evaluate import frontend_config
+from ast_repro.data import make_dataset
+from ast_repro.datafiles import Clip
+from ast_repro.frontend import frontend_config
 from ast_repro.runtime import resolve_device
 
 # The original inference demo prints the 10 best classes; 5 is enough on a terminal.
@@ -58,11 +59,14 @@ def predict(
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     target = resolve_device(device)
     model.to(target)
-    features = frontend_config(config)
-    no_labels = torch.zeros(labels.num_classes)
+    if not wavs:
+        return []
+    # Each file goes through the per-clip front end of the run, without augmentation.
+    frontend = replace(frontend_config(config), batched=False)
+    dataset = make_dataset(frontend, [Clip(wav=Path(wav), labels=()) for wav in wavs], labels)
     results = []
-    for wav in wavs:
-        fbank, _ = process_sample(features, load_audio(wav), no_labels)  # (T, F)
+    for index in range(len(wavs)):
+        fbank, _ = dataset[index]  # (T, F)
         with torch.no_grad():
             probs = torch.sigmoid(model(fbank[None].to(target)).float())[0].cpu()  # (C,)
         values, indices = probs.topk(min(top_k, labels.num_classes))

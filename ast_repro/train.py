@@ -34,13 +34,8 @@ from ast_repro.build import build_data, build_model
 from ast_repro.config import ConfigError, TrainConfig
 from ast_repro.data import AudioDataset
 from ast_repro.ensemble import CumulativeEnsemble, save_predictions, weight_average
-from ast_repro.evaluate import (
-    EvalResult,
-    evaluate_dataset,
-    loss_on_logits,
-    model_inputs,
-    summary_line,
-)
+from ast_repro.evaluate import EvalResult, evaluate_dataset, loss_on_logits, summary_line
+from ast_repro.frontend import model_inputs
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.results import run_dir, write_metrics

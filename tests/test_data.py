@@ -13,9 +13,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from ast_repro.audio import load_audio
-from ast_repro.augment import BatchFrontEnd, FrontEndConfig
-from ast_repro.data import AudioDataset, WaveformDataset, samples_for_frames, target_matrix
+from ast_repro.data import (
+    AudioDataset,
+    WaveformDataset,
+    make_dataset,
+    samples_for_frames,
+    target_matrix,
+)
 from ast_repro.datafiles import (
+    Clip,
     DatafileError,
     LabelMap,
     read_datafile,
@@ -23,6 +29,7 @@ from ast_repro.datafiles import (
     write_label_csv,
 )
 from ast_repro.features import ESC50_STATS, normalize, num_frames, pad_or_crop, reference_fbank
+from ast_repro.frontend import BatchFrontEnd, FrontEndConfig
 from ast_repro.seeding import make_generator
 
 SR = 16_000
@@ -52,16 +59,28 @@ def _wav(root: Path, i: int) -> Path:
     return root / "audio" / f"clip{i}.wav"
 
 
-def _dataset(files: tuple[Path, Path], **overrides) -> AudioDataset:
-    settings = dict(
+def _frontend(**overrides) -> FrontEndConfig:
+    settings = dict(target_length=TARGET, norm=ESC50_STATS, num_mel_bins=32)
+    settings.update(overrides)
+    return FrontEndConfig(**settings)
+
+
+def _dataset(
+    files: tuple[Path, Path],
+    *,
+    training: bool = False,
+    seed: int = 0,
+    waveform_cache: str | None = None,
+    **frontend,
+) -> AudioDataset:
+    return AudioDataset(
         datafile=files[0],
         label_csv=files[1],
-        target_length=TARGET,
-        norm=ESC50_STATS,
-        num_mel_bins=32,
+        frontend=_frontend(**frontend),
+        training=training,
+        seed=seed,
+        waveform_cache=waveform_cache,
     )
-    settings.update(overrides)
-    return AudioDataset(**settings)
 
 
 def test_eval_items_equal_the_torchaudio_recipe(dataset_files) -> None:
@@ -91,7 +110,7 @@ def test_training_items_are_seeded_by_seed_epoch_index(dataset_files) -> None:
     plain = _dataset(dataset_files)
     for i, (fbank, labels) in enumerate(first):
         # every sample was mixed with the partner its (seed, epoch, index) draw names
-        draws = dataset.config.draw(make_generator(3, 0, i), batch_size=1, num_partners=5)
+        draws = dataset.frontend.draw(make_generator(3, 0, i), batch_size=1, num_partners=5)
         partner, lam = int(draws.partner[0]), float(draws.lam[0])
         expected = lam * plain[i][1] + (1 - lam) * plain[partner][1]
         torch.testing.assert_close(labels, expected, rtol=0, atol=1e-6)
@@ -111,7 +130,7 @@ def test_dataloader_workers_reproduce_the_single_process_batches(dataset_files) 
 
 def test_waveform_dataset_feeds_the_batch_front_end(dataset_files) -> None:
     waves = WaveformDataset(
-        datafile=dataset_files[0], label_csv=dataset_files[1], target_length=TARGET
+        datafile=dataset_files[0], label_csv=dataset_files[1], frontend=_frontend()
     )
     assert waves.max_samples == samples_for_frames(TARGET, SR) == 400 + 63 * 160
     assert num_frames(waves.max_samples, SR) == TARGET
@@ -122,12 +141,59 @@ def test_waveform_dataset_feeds_the_batch_front_end(dataset_files) -> None:
     waveform, length, _ = waves[0]
     assert length == 4_000 and torch.all(waveform[4_000:] == 0)
     batch = next(iter(DataLoader(waves, batch_size=5)))
-    config = FrontEndConfig(target_length=TARGET, num_mel_bins=32, norm=ESC50_STATS)
-    fbank, targets = BatchFrontEnd(config)(*batch)
+    fbank, targets = BatchFrontEnd(_frontend())(*batch)
     per_clip = _dataset(dataset_files)
     for i in range(5):
         torch.testing.assert_close(fbank[i], per_clip[i][0], rtol=0, atol=2e-5)
         assert torch.equal(targets[i], per_clip[i][1])
+
+
+def test_make_dataset_builds_every_path_from_one_config(dataset_files) -> None:
+    datafile, label_csv = dataset_files
+    evaluation = make_dataset(_frontend(), datafile, label_csv)
+    assert isinstance(evaluation, AudioDataset) and not evaluation.training
+    reference = _dataset(dataset_files)
+    augmented = dict(mixup=1.0, freqm=8, timem=12)
+    training = make_dataset(_frontend(**augmented), datafile, label_csv, training=True, seed=3)
+    expected = _dataset(dataset_files, training=True, seed=3, **augmented)
+    for i in range(len(LENGTHS)):
+        assert torch.equal(evaluation[i][0], reference[i][0])
+        assert torch.equal(evaluation[i][1], reference[i][1])
+        assert torch.equal(training[i][0], expected[i][0])
+        assert torch.equal(training[i][1], expected[i][1])
+        # an item is the front end applied with that item's own draws
+        assert torch.equal(training.item(i, training.draw(i))[0], training[i][0])
+        assert not torch.equal(training[i][0], evaluation[i][0])
+    assert evaluation.draw(0) is None
+    batched = make_dataset(_frontend(batched=True), datafile, label_csv, training=True)
+    assert isinstance(batched, WaveformDataset)
+    assert batched.max_samples == samples_for_frames(TARGET, SR)
+    waveform, length, labels = batched[1]
+    assert waveform.shape == (batched.max_samples,) and length == LENGTHS[1]
+    assert torch.equal(labels, reference[1][1])
+
+
+def test_make_dataset_from_clips_for_prediction_and_norm_stats(dataset_files) -> None:
+    datafile, label_csv = dataset_files
+    clips = read_datafile(datafile)
+    labels = LabelMap(mids=("a", "b", "c"), names=("A", "B", "C"))
+    reference = _dataset(dataset_files)
+    # prediction: audio files without labels, scored against the checkpoint's label set
+    unlabelled = make_dataset(_frontend(), [Clip(c.wav, ()) for c in clips], labels)
+    # norm statistics: no label csv (the clips' own ids) and no normalization
+    raw = make_dataset(_frontend(norm=None), datafile)
+    assert raw.labels.mids == ("a", "b", "c")  # in order of first appearance
+    for i in range(len(LENGTHS)):
+        fbank, targets = unlabelled[i]
+        assert torch.equal(fbank, reference[i][0])
+        assert torch.equal(targets, torch.zeros(3))
+        raw_fbank, raw_targets = raw[i]
+        assert torch.equal(normalize(raw_fbank, ESC50_STATS), reference[i][0])
+        assert torch.equal(raw_targets, reference[i][1])
+    with pytest.raises(ValueError, match="waveform cache belongs to a datafile"):
+        make_dataset(_frontend(), clips, labels, waveform_cache="cache-dir")
+    with pytest.raises(DatafileError, match="clip list is empty"):
+        make_dataset(_frontend(), [], labels)
 
 
 def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
@@ -139,7 +205,7 @@ def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
     waves = WaveformDataset(
         datafile=dataset_files[0],
         label_csv=dataset_files[1],
-        target_length=TARGET,
+        frontend=_frontend(),
         waveform_cache="cache-dir",
     )
     waveform, length, _ = waves[1]
@@ -148,7 +214,7 @@ def test_waveform_cache_is_used_when_given(dataset_files, monkeypatch) -> None:
     stale = WaveformDataset(
         datafile=dataset_files[0],
         label_csv=dataset_files[1],
-        target_length=TARGET,
+        frontend=_frontend(),
         waveform_cache="other",
     )
     with pytest.raises(DatafileError, match="holds 2 clips"):
@@ -176,9 +242,7 @@ def test_unknown_label_names_the_datafile(dataset_files, tmp_path) -> None:
     bad = tmp_path / "bad.json"
     write_datafile(bad, [{"wav": "audio/clip0.wav", "labels": "a,zzz"}])
     with pytest.raises(DatafileError, match=r"bad\.json: entry 0 .*zzz"):
-        AudioDataset(
-            datafile=bad, label_csv=dataset_files[1], target_length=TARGET, norm=ESC50_STATS
-        )
+        AudioDataset(datafile=bad, label_csv=dataset_files[1], frontend=_frontend())
 
 
 def test_target_matrix_multi_hot(dataset_files) -> None:

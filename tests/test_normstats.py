@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
 import torch
 
 from ast_repro.audio import load_audio
+from ast_repro.augment import mixup_waveforms, sample_lambda, spec_augment
 from ast_repro.cli import main
-from ast_repro.datafiles import write_datafile
-from ast_repro.features import kaldi_fbank, pad_or_crop
-from ast_repro.normstats import PooledStats, compute_norm_stats
+from ast_repro.data import make_dataset
+from ast_repro.datafiles import read_datafile, write_datafile
+from ast_repro.features import ESC50_STATS, kaldi_fbank, normalize, pad_or_crop
+from ast_repro.frontend import FrontEndConfig
+from ast_repro.normstats import PooledStats, compute_norm_stats, iter_features
 from tests.conftest import tone
 
 
@@ -104,3 +108,36 @@ def test_published_constants_match_the_reference_file() -> None:
     reference = json.loads((repo_root() / "results" / "paper_reference.json").read_text())
     for name, stats in PUBLISHED_STATS.items():
         assert reference["norm_stats"][name] == {"mean": stats.mean, "std": stats.std}
+
+
+def test_features_are_the_training_front_end_without_normalization(datafile) -> None:
+    evaluation = make_dataset(FrontEndConfig(target_length=100, norm=ESC50_STATS), datafile)
+    features = list(iter_features(datafile, target_length=100, limit=4))
+    assert len(features) == 4
+    for index, fbank in enumerate(features):
+        assert torch.equal(normalize(fbank, ESC50_STATS), evaluation[index][0])
+
+
+def test_augmented_features_keep_the_original_draw_stream(datafile) -> None:
+    """The augmented features equal the stream the stored statistics were computed with."""
+    clips = read_datafile(datafile)[:4]
+    chooser, generator = random.Random(3), torch.Generator().manual_seed(3)
+    expected, mixed = [], 0
+    for clip in clips:
+        waveform = load_audio(clip.wav)
+        if chooser.random() < 0.5:
+            mixed += 1
+            partner = load_audio(clips[chooser.randint(0, len(clips) - 1)].wav)
+            waveform = mixup_waveforms(waveform, partner, sample_lambda(generator).item())
+        else:
+            waveform = waveform - waveform.mean()
+        fbank = pad_or_crop(kaldi_fbank(waveform, 16000), 100)
+        expected.append(spec_augment(fbank, freqm=24, timem=30, generator=generator))
+    got = list(
+        iter_features(datafile, target_length=100, freqm=24, timem=30, mixup=0.5, seed=3, limit=4)
+    )
+    assert len(got) == 4 and 0 < mixed < 4  # seed 3 mixes three of the four clips
+    for fbank, reference in zip(got, expected, strict=True):
+        assert torch.equal(fbank, reference)
+    plain = iter_features(datafile, target_length=100, limit=4)
+    assert all(not torch.equal(a, b) for a, b in zip(got, plain, strict=True))

@@ -13,14 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from ast_repro import train as train_module
-from ast_repro.augment import BatchFrontEnd
 from ast_repro.build import build_data
 from ast_repro.cli import main
 from ast_repro.config import ConfigError, resolve
 from ast_repro.crossval import train_esc50_folds
+from ast_repro.data import make_dataset
 from ast_repro.datafiles import DatafileError, LabelMap, write_datafile, write_label_csv
 from ast_repro.ensemble import LAST_EPOCH_LABEL, SELECTED_LABEL, load_predictions
-from ast_repro.evaluate import eval_dataset, evaluate_dataset, frontend_config, loss_on_logits
+from ast_repro.evaluate import evaluate_dataset, loss_on_logits
+from ast_repro.frontend import batch_front_end, frontend_config
 from ast_repro.metrics import compute_metrics
 from ast_repro.model import create_model
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
@@ -239,16 +240,18 @@ def test_device_front_end_scores_like_the_worker_front_end(data: dict) -> None:
     device = tiny_config(data, frontend="device")
     model = create_model("test", max_length=32, num_mel_bins=32, num_labels=3)
     runtime = setup(device="cpu")
+    frontends = [frontend_config(worker), frontend_config(device)]
+    assert [frontend.batched for frontend in frontends] == [False, True]
     results = [
         evaluate_dataset(
             model,
-            eval_dataset(config, data["valid_data"], data["label_csv"]),
+            make_dataset(frontend, data["valid_data"], data["label_csv"]),
             runtime=runtime,
             batch_size=4,
             loss="bce",
-            frontend=frontend,
+            frontend=batch_front_end(frontend),
         )
-        for config, frontend in ((worker, None), (device, BatchFrontEnd(frontend_config(device))))
+        for frontend in frontends
     ]
     np.testing.assert_allclose(results[0].logits, results[1].logits, atol=1e-4)
     np.testing.assert_array_equal(results[0].targets, results[1].targets)

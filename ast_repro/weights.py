@@ -10,10 +10,9 @@ Three kinds of checkpoints reach an `AST`:
   `audioset_pretrain=True` branch of `ASTModel.__init__`);
 - the original repository's released .pth files, for inference (`from_original_state_dict`).
 
-The adaptation itself is pure functions over tensors (`adapt_patch_kernel`,
-`adapt_pos_embed`); the rest copies tensors with shape checks. Nothing here reads a file:
-`ast_repro.checkpoint` reads every weight file and `ast_repro.pretrained` says which files
-exist and where they are kept.
+The adaptation is pure functions over tensors (`adapt_patch_kernel`, `adapt_pos_embed`);
+the rest copies tensors with shape checks. Nothing here reads a file: that is
+`ast_repro.checkpoint`, and which files exist is `ast_repro.pretrained`.
 Positional grids are (rows, cols) = (frequency, time), flattened frequency-major.
 """
 
@@ -149,15 +148,8 @@ def _ast_resize(
 
 
 def strip_wrapper_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The package's one rule for the DataParallel/DDP prefix: `module.` is removed from every
-    key that starts with it; other keys are kept as they are.
-
-    Args:
-        state_dict: parameter names to tensors, from a wrapped or a bare model.
-
-    Returns:
-        The same tensors under the bare model's names.
-    """
+    """The package's one rule for the DataParallel/DDP prefix: a leading `module.` is removed
+    from every key that has one, so a wrapped model's tensors get the bare model's names."""
     return {key.removeprefix(WRAPPER_PREFIX): value for key, value in state_dict.items()}
 
 
@@ -350,11 +342,9 @@ def from_original_state_dict(
     name: str = "original checkpoint",
 ) -> AST:
     """Build an AST from the state dict of a model released with (or trained by) the original
-    code, as `egs/audioset/inference.py` rebuilds `ASTModel` before `load_state_dict`.
-
-    The width, depth and number of labels come from the tensors; the input length is the
-    first recipe length (1024, 512, 128) that fits the positional embedding unless given.
-    DeiT's unused ImageNet heads are dropped.
+    code, as `egs/audioset/inference.py` rebuilds `ASTModel`. Width, depth and labels come
+    from the tensors; the length is the first of `RECIPE_LENGTHS` that fits the positional
+    embedding unless given. DeiT's unused ImageNet heads are dropped.
 
     Args:
         state_dict: `module.v.*` / `module.mlp_head.*` keys (or this package's keys).

@@ -60,6 +60,26 @@ def test_checkpoint_is_the_only_module_that_calls_torch_load() -> None:
     assert _torch_load_calls(probe) == 2
 
 
+def test_weights_has_no_file_io() -> None:
+    tree = _sources()["weights.py"]
+    imported = {
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+        )
+    }
+    pure = {"__future__", "collections", "typing", "math", "torch"}
+    assert {name for name in imported if name.split(".")[0] not in pure} == {
+        "ast_repro.model",
+        "ast_repro.pretrained",  # the error types only
+    }
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not names & {"open", "Path"} and not attributes & {"load", "save", "read_bytes"}
+
+
 def test_the_module_prefix_is_spelled_in_one_place() -> None:
     spelled = {
         name

@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from ast_repro.checkpoint import CHECKPOINT_FORMAT
+from ast_repro.checkpoint import load_imagenet_state_dict, read_audioset_weights
 from ast_repro.config import ConfigError, TrainConfig
 from ast_repro.data import make_dataset
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
 from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config
 from ast_repro.layout import default_root, prepared_paths
-from ast_repro.model import AST, ASTConfig, create_model
+from ast_repro.model import AST, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
 from ast_repro.runtime import Runtime, broadcast_from_main
 from ast_repro.sampling import (
@@ -35,7 +35,7 @@ from ast_repro.sampling import (
     weight_file_path,
 )
 from ast_repro.waveform_cache import build_cache
-from ast_repro.weights import audioset_init, imagenet_init, load_imagenet_state_dict
+from ast_repro.weights import audioset_init, imagenet_init
 
 # The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).
 AUDIOSET_CHECKPOINT = "audioset_10_10_0.4593.pth"
@@ -201,12 +201,7 @@ def _audioset_init(model: AST, config: TrainConfig) -> None:
         source = Path(config.pretrained_path)
     else:
         source = original_checkpoint_path(AUDIOSET_CHECKPOINT)  # raises with the URL if absent
-    payload = torch.load(source, map_location="cpu", weights_only=True)
-    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
-        # one of this package's AudioSet runs: take its grid from its own architecture
-        grid = ASTConfig.from_dict(payload["model_config"]).grid
-        if payload["config"].get("dataset") != "audioset":
-            raise ConfigError(f"{source}: audioset_pretrain needs an AudioSet run's checkpoint")
-        audioset_init(model, payload["model"], source_grid=grid)
-    else:
-        audioset_init(model, source)
+    weights = read_audioset_weights(source)
+    if weights.run_config is not None and weights.run_config.get("dataset") != "audioset":
+        raise ConfigError(f"{source}: audioset_pretrain needs an AudioSet run's checkpoint")
+    audioset_init(model, weights.state_dict, source_grid=weights.grid, name=str(source))

@@ -1,8 +1,20 @@
-"""Checkpoints of training runs: per-epoch weights and the full state to resume from.
+"""The package's one reader of weight files, and the writer of training checkpoints.
+
+Every `.pt`/`.pth` file reaches the package through `read_file` (`torch.load` on the CPU with
+`weights_only=True`: tensors and plain containers only, no code runs), and every state dict
+read from a file loses the DataParallel/DDP `module.` prefix by the one rule of
+`ast_repro.weights.strip_wrapper_prefix`. The files read are:
+- training checkpoints of this package (`load`, `load_model`);
+- state dicts saved bare or as `{"model": ...}` / `{"state_dict": ...}`: DeiT releases, the
+  digits proxy, weight averages, ensemble inputs (`read_state_dict`);
+- ImageNet weights by model size (`load_imagenet_state_dict`), the original repository's
+  released models (`load_original_checkpoint`) and the AudioSet start of AST-P
+  (`read_audioset_weights`); which files exist and where they are kept is
+  `ast_repro.pretrained`, what is done with their tensors is `ast_repro.weights`.
 
 The original saves `models/audio_model.{epoch}.pth` every epoch, `best_audio_model.pth` when
 the main metric improves and, on large training sets only, the optimizer state
-(original_ast.md section 5.2). Under `results/train/<run>/checkpoints/` this package writes:
+(`src/traintest.py`, `train`). Under `results/train/<run>/checkpoints/` this package writes:
 - `epoch_{k}.pt`: the model weights after epoch k with the resolved config, the model's
   architecture, the label set and that epoch's metrics: enough to rebuild and evaluate the
   model from the file alone (`load_model`), and the input of weight averaging;
@@ -11,17 +23,18 @@ the main metric improves and, on large training sets only, the optimizer state
   scheduler and grad-scaler states, epoch and global step, the sampler's seed and epoch, the
   RNG states (torch, CUDA, numpy, Python), the per-epoch history and the resolved config.
 
-Every file is a plain dict of tensors and Python scalars, written atomically and readable with
-`torch.load(..., weights_only=True)`.
+Every file is a plain dict of tensors and Python scalars, written atomically.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -29,16 +42,101 @@ import torch
 from ast_repro.config import TrainConfig
 from ast_repro.datafiles import LabelMap
 from ast_repro.fileio import atomic_open, atomic_save
-from ast_repro.model import AST, ASTConfig
+from ast_repro.model import AST, MODEL_SIZES, ASTConfig
+from ast_repro.pretrained import (
+    ORIGINAL_CHECKPOINTS,
+    ModelFileMissing,
+    WeightsError,
+    imagenet_weights_path,
+)
+from ast_repro.weights import AUDIOSET_GRID, from_original_state_dict, strip_wrapper_prefix
 
 CHECKPOINT_FORMAT = "ast-repro-checkpoint-1"
 CHECKPOINT_DIR = "checkpoints"
 LAST_NAME, BEST_NAME, WA_NAME = "last.pt", "best.pt", "wa.pt"
 EPOCH_PATTERN = "epoch_{epoch}.pt"  # `{epoch}` as ast_repro.ensemble.weight_average expects
+# Key of the model's state dict in a checkpoint (this package's, and DeiT's releases).
+MODEL_KEY = "model"
+# Keys under which files hold a state dict, unwrapped in this order.
+STATE_DICT_KEYS = (MODEL_KEY, "state_dict")
+# The strides in a released file's name, e.g. `audioset_12_12_0.4467.pth`.
+_STRIDES_IN_NAME = re.compile(r"_(\d+)_(\d+)_")
+
+StateDict = dict[str, torch.Tensor]
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing or does not hold what is needed; the message names the file."""
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_file(path: str | os.PathLike[str], *, what: str = "weight file") -> Any:
+    """Read a file written with `torch.save`: the package's only call of `torch.load`.
+
+    Args:
+        path: a .pt/.pth file.
+        what: what the messages call the file ("weight file", "checkpoint").
+
+    Returns:
+        Its content, on the CPU.
+
+    Raises:
+        ModelFileMissing: there is no file at `path`.
+        WeightsError: the file is not a PyTorch file of tensors and plain containers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileMissing(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch {what} ({exc})") from exc
+
+
+def state_dict_of(payload: Any, *, name: str = "state dict") -> StateDict:
+    """The state dict in a file's content, without the DataParallel/DDP `module.` prefix.
+
+    Args:
+        payload: a mapping of names to tensors, or one under "model" or "state_dict".
+        name: what the message calls the payload, e.g. its file.
+
+    Raises:
+        WeightsError: no mapping of names to tensors is found.
+    """
+    for key in STATE_DICT_KEYS:
+        if isinstance(payload, Mapping) and isinstance(payload.get(key), Mapping):
+            payload = payload[key]
+    if not isinstance(payload, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in payload.values()
+    ):
+        raise WeightsError(
+            f"{name}: expected a state dict of tensors (bare, or under 'model' or 'state_dict')"
+        )
+    return strip_wrapper_prefix(payload)
+
+
+def read_state_dict(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, what: str = "weight file"
+) -> StateDict:
+    """A state dict from a file (or its already loaded content), see `state_dict_of`.
+
+    Raises:
+        ModelFileMissing: there is no file at `source`.
+        WeightsError: the file is unreadable or holds no state dict.
+    """
+    if isinstance(source, Mapping):
+        return state_dict_of(source)
+    return state_dict_of(read_file(source, what=what), name=str(source))
+
+
+def is_training_checkpoint(payload: Any) -> bool:
+    """Whether a file's content is a training checkpoint written by this package."""
+    return isinstance(payload, Mapping) and payload.get("format") == CHECKPOINT_FORMAT
+
+
+# ---------------------------------------------------------------------------- training runs
 
 
 def epoch_path(checkpoint_dir: Path, epoch: int) -> Path:
@@ -63,7 +161,7 @@ def model_payload(
     return {
         "format": CHECKPOINT_FORMAT,
         "epoch": epoch,
-        "model": {k: v.detach().cpu().clone() for k, v in ast.state_dict().items()},
+        MODEL_KEY: {k: v.detach().cpu().clone() for k, v in ast.state_dict().items()},
         "model_config": ast.config.to_dict(),
         "labels": {"mids": list(labels.mids), "names": list(labels.names)},
         "config": config.to_dict(),
@@ -121,17 +219,14 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         CheckpointError: the file is missing or is not such a checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        payload = read_file(path, what="checkpoint")
+    except (ModelFileMissing, WeightsError) as exc:
+        raise CheckpointError(str(exc)) from exc
+    if not is_training_checkpoint(payload):
         raise CheckpointError(
             f"{path}: not an ast-repro training checkpoint (no format {CHECKPOINT_FORMAT!r}); "
-            "original .pth files load with ast_repro.weights.load_original_checkpoint"
+            "original .pth files load with ast_repro.checkpoint.load_original_checkpoint"
         )
     return payload
 
@@ -144,11 +239,117 @@ def load_model(path: str | os.PathLike[str]) -> tuple[AST, TrainConfig, LabelMap
     """
     payload = load(path)
     model = AST(ASTConfig.from_dict(payload["model_config"]))
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(payload[MODEL_KEY])
     labels = LabelMap(
         mids=tuple(payload["labels"]["mids"]), names=tuple(payload["labels"]["names"])
     )
     return model.eval(), TrainConfig.from_dict(payload["config"]), labels
+
+
+# ---------------------------------------------------------------------------- pretrained weights
+
+
+def load_imagenet_state_dict(size: str, path: str | os.PathLike[str] | None = None) -> StateDict:
+    """ImageNet (DeiT) weights for a model size, in timm's format.
+
+    Reads the file `ast_repro.pretrained.imagenet_weights_path` names (`path` if given, else
+    the DeiT release in `pretrained_dir()`, or the digits proxy for the `test` size); when
+    the DeiT file is absent, asks timm to download the weights (needs internet).
+
+    Raises:
+        ModelFileMissing: nothing could be found; the message names the file to fetch and
+            where to put it.
+        WeightsError: the file holds no state dict.
+    """
+    local = imagenet_weights_path(size, path)
+    if local.is_file():
+        return read_state_dict(local)
+    spec = MODEL_SIZES[size]
+    try:
+        import timm
+
+        return dict(timm.create_model(spec.timm_name, pretrained=True).state_dict())
+    except Exception as exc:
+        raise ModelFileMissing(
+            f"ImageNet weights for size {size!r}: timm could not fetch {spec.timm_name!r} "
+            f"({type(exc).__name__}: {exc}). Offline, download {spec.deit_url} and save it as "
+            f"{local} (or pass path=...)"
+        ) from exc
+
+
+def load_original_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    frequency_stride: int | None = None,
+    time_stride: int | None = None,
+    max_length: int | None = None,
+    num_labels: int | None = None,
+    num_mel_bins: int = 128,
+) -> AST:
+    """Build an AST from a .pth file released with (or trained by) the original code.
+
+    Strides come from the file name (`audioset_12_12_0.4467.pth`, as
+    `egs/audioset/ensemble.py` reads them) unless given; the rest is
+    `ast_repro.weights.from_original_state_dict`.
+
+    Returns:
+        The AST in eval mode.
+
+    Raises:
+        ModelFileMissing: no file at `path`; for a released file the message gives its URL.
+        ValueError: the strides are neither given nor in the file name.
+        WeightsError: the tensors do not make an AST (see `from_original_state_dict`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        known = ORIGINAL_CHECKPOINTS.get(path.name)
+        hint = f"; download {known.url} to it" if known else ""
+        raise ModelFileMissing(f"{path}: checkpoint not found{hint}")
+    state_dict = read_state_dict(path)
+    if frequency_stride is None or time_stride is None:
+        match = _STRIDES_IN_NAME.search(path.name)
+        if match is None:
+            raise ValueError(
+                f"{path}: cannot read the strides from the file name; pass "
+                "frequency_stride= and time_stride="
+            )
+        frequency_stride = frequency_stride or int(match.group(1))
+        time_stride = time_stride or int(match.group(2))
+    return from_original_state_dict(
+        state_dict,
+        frequency_stride=frequency_stride,
+        time_stride=time_stride,
+        max_length=max_length,
+        num_labels=num_labels,
+        num_mel_bins=num_mel_bins,
+        name=str(path),
+    )
+
+
+class AudioSetWeights(NamedTuple):
+    """The weights AST-P starts from, as `ast_repro.weights.audioset_init` takes them."""
+
+    state_dict: StateDict
+    grid: tuple[int, int]  # (frequency, time) patch grid the weights were trained on
+    run_config: dict[str, Any] | None  # the training run's config; None for an original file
+
+
+def read_audioset_weights(path: str | os.PathLike[str]) -> AudioSetWeights:
+    """Read the start of AST-P: an original AudioSet .pth file (12 x 101 grid) or a checkpoint
+    of one of this package's runs (its grid read from its own architecture).
+
+    Raises:
+        ModelFileMissing: there is no file at `path`.
+        WeightsError: the file is unreadable or holds no state dict.
+    """
+    payload = read_file(path)
+    if is_training_checkpoint(payload):
+        grid = ASTConfig.from_dict(payload["model_config"]).grid
+        return AudioSetWeights(state_dict_of(payload, name=str(path)), grid, payload["config"])
+    return AudioSetWeights(state_dict_of(payload, name=str(path)), AUDIOSET_GRID, None)
+
+
+# ---------------------------------------------------------------------------- RNG states
 
 
 def rng_state() -> dict[str, Any]:

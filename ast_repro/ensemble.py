@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,20 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ast_repro.checkpoint import MODEL_KEY, StateDict, read_state_dict
 from ast_repro.fileio import atomic_open, atomic_save, atomic_write_json
 from ast_repro.metrics import MetricsError, compute_metrics, headline
+from ast_repro.pretrained import ModelFileMissing, WeightsError
 
 PREDICTIONS_FORMAT_VERSION = 1
-# nn.DataParallel / DistributedDataParallel prefix every key of a wrapped model's state dict
-# with this (original_ast.md section 5.2: `audio_model.{epoch}.pth` keys start with `module.`).
-WRAPPER_PREFIX = "module."
-# Key under which the training engine stores the model's state dict inside a checkpoint.
-CHECKPOINT_MODEL_KEY = "model"
 
 SELECTED_LABEL = "selected on test folds (original)"
 LAST_EPOCH_LABEL = "last epoch (unbiased)"
-
-StateDict = dict[str, torch.Tensor]
 
 
 class EnsembleError(ValueError):
@@ -113,31 +107,15 @@ def load_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> State
 
     Args:
         source: a path to a `torch.save`d bare state dict or `{"model": state_dict, ...}`,
-            or such a dict already in memory.
+            or such a dict already in memory (read by `ast_repro.checkpoint.read_state_dict`).
+
+    Raises:
+        EnsembleError: the file is missing or unreadable, or holds no state dict.
     """
-    name = str(source) if not isinstance(source, Mapping) else "state dict"
-    if isinstance(source, Mapping):
-        payload: Any = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise EnsembleError(f"{path}: checkpoint not found")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-            raise EnsembleError(
-                f"{path}: cannot load as a checkpoint of tensors and plain containers ({exc})"
-            ) from None
-    if isinstance(payload, Mapping) and isinstance(payload.get(CHECKPOINT_MODEL_KEY), Mapping):
-        payload = payload[CHECKPOINT_MODEL_KEY]
-    if not isinstance(payload, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in payload.values()
-    ):
-        raise EnsembleError(f"{name}: expected a state dict of tensors or {{'model': state_dict}}")
-    return {
-        (key[len(WRAPPER_PREFIX) :] if key.startswith(WRAPPER_PREFIX) else key): value
-        for key, value in payload.items()
-    }
+    try:
+        return read_state_dict(source, what="checkpoint")
+    except (ModelFileMissing, WeightsError) as exc:
+        raise EnsembleError(str(exc)) from None
 
 
 def average_state_dicts(sources: Sequence[str | os.PathLike[str] | Mapping[str, Any]]) -> StateDict:
@@ -333,7 +311,7 @@ def _run_weights(args: argparse.Namespace) -> int:
     if args.output is None:
         raise EnsembleError("--weights needs --output for the averaged state dict")
     state = average_state_dicts(args.inputs)
-    atomic_save(args.output, lambda handle: torch.save({CHECKPOINT_MODEL_KEY: state}, handle))
+    atomic_save(args.output, lambda handle: torch.save({MODEL_KEY: state}, handle))
     print(f"averaged {len(args.inputs)} checkpoints ({len(state)} tensors) -> {args.output}")
     return 0
 

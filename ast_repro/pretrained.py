@@ -1,21 +1,23 @@
-"""Where pretrained weight files come from and where they are kept (original_ast.md 4.1, 5.5).
+"""Where pretrained weight files come from and where they are kept.
 
-The catalogue of checkpoints released with the original code (with their Dropbox URLs and
-Hugging Face copies), the local folder that holds downloaded files, and a loader that reads
-a .pth state dict safely. Nothing here downloads: a missing file is an error that says
-which URL to fetch and where to save it.
+The catalogue of checkpoints released with the original code (with their Dropbox URLs, as
+the original's `README.md` and `egs/audioset/download_models.sh` list them, and their
+Hugging Face copies), the local folder that holds downloaded files (the original's
+`pretrained_models/`), and where the ImageNet weights of each model size are. Nothing here
+reads or downloads a file (`ast_repro.checkpoint` reads them): a missing file is an error
+that says which URL to fetch and where to save it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from ast_repro.model import MODEL_SIZES
 
-# Where pretrained files are looked for (the original used `pretrained_models/`, 4.1).
+# Where pretrained files are looked for (the original's `pretrained_models/`, where
+# `src/models/ast_models.py` points TORCH_HOME).
 PRETRAINED_DIR_ENV = "AST_REPRO_PRETRAINED_DIR"
 PRETRAINED_DIR_NAME = "pretrained_models"
 # The digits-trained stand-in for DeiT written by `ast_repro.proxy_pretrain`.
@@ -34,7 +36,7 @@ class WeightsError(ValueError):
 
 @dataclass(frozen=True)
 class OriginalCheckpoint:
-    """A checkpoint released with the original code (original_ast.md 5.5)."""
+    """A checkpoint released with the original code (listed in its `README.md`)."""
 
     url: str
     frequency_stride: int
@@ -94,23 +96,44 @@ def pretrained_dir() -> Path:
     return Path.cwd() / PRETRAINED_DIR_NAME
 
 
-def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Load a state dict from a .pth file, unwrapping {"model": ...} / {"state_dict": ...}."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileMissing(f"{path}: weight file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch state dict ({exc})") from exc
-    for wrapper in ("model", "state_dict"):
-        if isinstance(payload, Mapping) and isinstance(payload.get(wrapper), Mapping):
-            payload = payload[wrapper]
-    if not isinstance(payload, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in payload.values()
-    ):
-        raise WeightsError(f"{path}: expected a mapping of parameter names to tensors")
-    return dict(payload)
+def imagenet_weights_path(size: str, path: str | os.PathLike[str] | None = None) -> Path:
+    """Where the ImageNet weights of a model size are kept.
+
+    Args:
+        size: a key of `ast_repro.model.MODEL_SIZES`.
+        path: an explicit file, which must exist.
+
+    Returns:
+        `path` if given; for the `test` size the digits proxy `pretrained_dir()/PROXY_FILE`;
+        else `pretrained_dir()/<DeiT file name>`, which may be absent (timm can fetch it).
+
+    Raises:
+        KeyError: unknown size.
+        ModelFileMissing: `path` or the proxy is absent; the message says how to get it.
+    """
+    if size not in MODEL_SIZES:
+        raise KeyError(f"unknown model size {size!r}; choose one of {', '.join(MODEL_SIZES)}")
+    spec = MODEL_SIZES[size]
+    if path is not None:
+        if not Path(path).is_file():
+            hint = f"download {spec.deit_url} to it" if spec.deit_url else _proxy_hint(path)
+            raise ModelFileMissing(f"{path}: ImageNet weights for size {size!r} not found; {hint}")
+        return Path(path)
+    if spec.deit_file is None:
+        local = pretrained_dir() / PROXY_FILE
+        if not local.is_file():
+            raise ModelFileMissing(
+                f"no ImageNet stand-in for size {size!r} at {local}; {_proxy_hint(local)}"
+            )
+        return local
+    return pretrained_dir() / spec.deit_file
+
+
+def _proxy_hint(path: str | os.PathLike[str]) -> str:
+    return (
+        'create it with `python -c "from ast_repro.proxy_pretrain import pretrain_proxy; '
+        f"pretrain_proxy('{path}')\"`"
+    )
 
 
 def original_checkpoint_path(name: str) -> Path:

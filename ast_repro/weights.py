@@ -1,58 +1,49 @@
-"""Pretrained weights for the AST (paper section 2.2; original_ast.md 4.2, 4.4, 4.6 and 5.5).
+"""Pretrained weights for the AST as pure functions on tensors and state dicts (paper 2.2).
 
 Three kinds of checkpoints reach an `AST`:
 - ImageNet DeiT/ViT weights (timm format): the RGB patch kernel becomes a one-channel kernel
   (summed, as the original code does) and the square positional grid is cut and interpolated
-  to the spectrogram's patch grid (`imagenet_init`);
+  to the spectrogram's patch grid (`imagenet_init`; the original's `ASTModel.__init__` in
+  `src/models/ast_models.py`);
 - the original repository's AudioSet checkpoint, as the start of ESC-50 fine-tuning
-  (`audioset_init`: positions cut or interpolated from 12 x 101, a fresh head);
-- the original repository's released .pth files, for inference (`load_original_checkpoint`).
+  (`audioset_init`: positions cut or interpolated from 12 x 101, a fresh head; the
+  `audioset_pretrain=True` branch of `ASTModel.__init__`);
+- the original repository's released .pth files, for inference (`from_original_state_dict`).
 
-The adaptation itself is pure functions over tensors (`adapt_patch_kernel`,
-`adapt_pos_embed`); the rest copies tensors with shape checks. Which files exist and where
-they are kept is `ast_repro.pretrained`.
+The adaptation is pure functions over tensors (`adapt_patch_kernel`, `adapt_pos_embed`);
+the rest copies tensors with shape checks. Nothing here reads a file: that is
+`ast_repro.checkpoint`, and which files exist is `ast_repro.pretrained`.
 Positional grids are (rows, cols) = (frequency, time), flattened frequency-major.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from ast_repro.model import (
-    AST,
-    INIT_STD,
-    MODEL_SIZES,
-    NUM_PREFIX_TOKENS,
-    ASTConfig,
-    grid_side,
-    heads_for_width,
-)
-from ast_repro.pretrained import (
-    ORIGINAL_CHECKPOINTS,
-    PROXY_FILE,
-    ModelFileMissing,
-    WeightsError,
-    load_state_dict_file,
-    pretrained_dir,
-)
+from ast_repro.model import AST, INIT_STD, NUM_PREFIX_TOKENS, ASTConfig, grid_side, heads_for_width
+from ast_repro.pretrained import WeightsError
 
 PosMode = Literal["ast", "bilinear", "nearest", "reinit"]
 ChannelMode = Literal["sum", "average"]
 POS_MODES: tuple[str, ...] = ("ast", "bilinear", "nearest", "reinit")
 CHANNEL_MODES: tuple[str, ...] = ("sum", "average")
 
-# Patch grid of the original AudioSet checkpoints: 128 x 1024 at stride 10 (original_ast.md 4.6).
+# Patch grid of the original AudioSet checkpoints: 128 x 1024 at stride 10 (the
+# `audioset_pretrain` branch of `ASTModel.__init__` reshapes to 12 x 101).
 AUDIOSET_GRID = (12, 101)
 # Input lengths of the original recipes, tried in this order when a checkpoint's length is
-# not given (AudioSet, ESC-50, Speech Commands; original_ast.md 2.2).
+# not given (AudioSet, ESC-50, Speech Commands: `audio_length` in `egs/audioset/run.sh`,
+# `egs/esc50/run_esc.sh`, `egs/speechcommands/run_sc.sh`).
 RECIPE_LENGTHS = (1024, 512, 128)
+# nn.DataParallel / DistributedDataParallel prefix every key of a wrapped model's state dict
+# with this; the original saves its models wrapped (`src/traintest.py`, `train`).
+WRAPPER_PREFIX = "module."
+# The original AST keeps its timm backbone as `self.v` (`src/models/ast_models.py`).
+BACKBONE_PREFIX = "v."
 
 
 # ---------------------------------------------------------------------------- pure adaptation
@@ -138,9 +129,9 @@ def _ast_resize(
 ) -> torch.Tensor:
     """The original's cut-or-interpolate, time axis first. (1, D, H, W) -> (1, D, h, w).
 
-    `cut_if_equal` mirrors the original's comparisons: `<=` on the ImageNet path (4.4),
-    `<` on the AudioSet path (4.6). Either way an equal size comes back unchanged, because
-    bilinear interpolation to the same size is the identity.
+    `cut_if_equal` mirrors the original's comparisons in `ASTModel.__init__`: `<=` on the
+    ImageNet path, `<` on the AudioSet path. Either way an equal size comes back unchanged,
+    because bilinear interpolation to the same size is the identity.
     """
     for axis, size in ((3, new_grid[1]), (2, new_grid[0])):
         old = grid.shape[axis]
@@ -156,19 +147,24 @@ def _ast_resize(
 # ---------------------------------------------------------------------------- state dicts
 
 
+def strip_wrapper_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The package's one rule for the DataParallel/DDP prefix: a leading `module.` is removed
+    from every key that has one, so a wrapped model's tensors get the bare model's names."""
+    return {key.removeprefix(WRAPPER_PREFIX): value for key, value in state_dict.items()}
+
+
 def strip_original_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Original-repository keys (`module.v.*`, `module.mlp_head.*`) -> this package's keys."""
-    out = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
-        out[key.removeprefix("v.")] = value
-    return out
+    return {
+        key.removeprefix(BACKBONE_PREFIX): value
+        for key, value in strip_wrapper_prefix(state_dict).items()
+    }
 
 
 def to_original_state_dict(model: AST) -> dict[str, torch.Tensor]:
     """This package's state dict in the original repository's DataParallel format."""
     return {
-        ("module." if key.startswith("mlp_head.") else "module.v.") + key: value
+        WRAPPER_PREFIX + ("" if key.startswith("mlp_head.") else BACKBONE_PREFIX) + key: value
         for key, value in model.state_dict().items()
     }
 
@@ -277,11 +273,13 @@ def imagenet_init(
 
 def audioset_init(
     model: AST,
-    checkpoint: str | os.PathLike[str] | Mapping[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
     *,
     source_grid: tuple[int, int] = AUDIOSET_GRID,
+    name: str = "AudioSet checkpoint",
 ) -> AST:
-    """Initialize an AST from the original AudioSet checkpoint (AST-P, original_ast.md 4.6).
+    """Initialize an AST from the original AudioSet checkpoint (AST-P; the `audioset_pretrain`
+    branch of `ASTModel.__init__`, `src/models/ast_models.py`).
 
     Everything but the classifier is copied; the positional grid is cut at the centre when
     the new grid is shorter and bilinearly interpolated when longer, time axis first.
@@ -289,20 +287,19 @@ def audioset_init(
     Args:
         model: the AST to fill in place; its `mlp_head` stays fresh (the 527-way head is
             dropped, as in the original).
-        checkpoint: path of e.g. `audioset_10_10_0.4593.pth`, or its loaded state dict
-            (`module.v.*` keys or this package's keys).
+        state_dict: the checkpoint's tensors, e.g. of `audioset_10_10_0.4593.pth`
+            (`module.v.*` keys or this package's keys); read a file with
+            `ast_repro.checkpoint.read_state_dict`.
         source_grid: the checkpoint's patch grid, 12 x 101 for the released models.
+        name: what error messages call the checkpoint, e.g. its path.
 
     Returns:
         The same model.
+
+    Raises:
+        WeightsError: a key is missing or a shape does not fit the model.
     """
-    if isinstance(checkpoint, Mapping):
-        source, state_dict = "AudioSet checkpoint", strip_original_prefixes(checkpoint)
-    else:
-        source, state_dict = (
-            str(checkpoint),
-            strip_original_prefixes(load_state_dict_file(checkpoint)),
-        )
+    source, state_dict = name, strip_original_prefixes(state_dict)
     keys = ["patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed", "cls_token",
             "dist_token"]  # fmt: skip
     _require(state_dict, keys, source)
@@ -331,96 +328,45 @@ def audioset_init(
     return model
 
 
-# ---------------------------------------------------------------------------- files
+# ---------------------------------------------------------------------------- released models
 
 
-def load_imagenet_state_dict(
-    size: str, path: str | os.PathLike[str] | None = None
-) -> dict[str, torch.Tensor]:
-    """ImageNet (DeiT) weights for a model size, in timm's format.
-
-    Looks at `path` if given; else at `pretrained_dir()/<DeiT file name>`; else asks timm
-    to download them (needs internet). The `test` size uses the digits proxy instead.
-
-    Raises:
-        ModelFileMissing: nothing could be found; the message names the file to fetch and
-            where to put it.
-    """
-    if size not in MODEL_SIZES:
-        raise KeyError(f"unknown model size {size!r}; choose one of {', '.join(MODEL_SIZES)}")
-    spec = MODEL_SIZES[size]
-    if path is not None:
-        if not Path(path).is_file():
-            hint = f"download {spec.deit_url} to it" if spec.deit_url else _proxy_hint(path)
-            raise ModelFileMissing(f"{path}: ImageNet weights for size {size!r} not found; {hint}")
-        return load_state_dict_file(path)
-    if spec.deit_file is None:
-        local = pretrained_dir() / PROXY_FILE
-        if not local.is_file():
-            raise ModelFileMissing(
-                f"no ImageNet stand-in for size {size!r} at {local}; {_proxy_hint(local)}"
-            )
-        return load_state_dict_file(local)
-    local = pretrained_dir() / spec.deit_file
-    if local.is_file():
-        return load_state_dict_file(local)
-    try:
-        import timm
-
-        return dict(timm.create_model(spec.timm_name, pretrained=True).state_dict())
-    except Exception as exc:
-        raise ModelFileMissing(
-            f"ImageNet weights for size {size!r}: timm could not fetch {spec.timm_name!r} "
-            f"({type(exc).__name__}: {exc}). Offline, download {spec.deit_url} and save it as "
-            f"{local} (or pass path=...)"
-        ) from exc
-
-
-def _proxy_hint(path: str | os.PathLike[str]) -> str:
-    return (
-        'create it with `python -c "from ast_repro.proxy_pretrain import pretrain_proxy; '
-        f"pretrain_proxy('{path}')\"`"
-    )
-
-
-def load_original_checkpoint(
-    path: str | os.PathLike[str],
+def from_original_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
     *,
-    frequency_stride: int | None = None,
-    time_stride: int | None = None,
+    frequency_stride: int,
+    time_stride: int,
     max_length: int | None = None,
     num_labels: int | None = None,
     num_mel_bins: int = 128,
+    name: str = "original checkpoint",
 ) -> AST:
-    """Build an AST from a .pth file released with (or trained by) the original code.
+    """Build an AST from the state dict of a model released with (or trained by) the original
+    code, as `egs/audioset/inference.py` rebuilds `ASTModel`. Width, depth and labels come
+    from the tensors; the length is the first of `RECIPE_LENGTHS` that fits the positional
+    embedding unless given. DeiT's unused ImageNet heads are dropped.
 
-    Strides come from the file name (`audioset_12_12_0.4467.pth`) unless given; the width,
-    depth and number of labels come from the tensors; the input length is the first recipe
-    length (1024, 512, 128) that fits the positional embedding unless given. DeiT's unused
-    ImageNet heads are dropped.
+    Args:
+        state_dict: `module.v.*` / `module.mlp_head.*` keys (or this package's keys).
+        frequency_stride: patch stride along frequency, in bins.
+        time_stride: patch stride along time, in frames.
+        max_length: input length in frames; None tries `RECIPE_LENGTHS`.
+        num_labels: expected size of the head; None takes the tensors' size.
+        num_mel_bins: input height in mel bins.
+        name: what error messages call the checkpoint, e.g. its path.
 
     Returns:
-        The AST in eval mode.
+        The AST in eval mode, holding the given tensors (not copies).
+
+    Raises:
+        WeightsError: a key is missing, the head has another size than `num_labels`, or no
+            length fits the positional embedding.
     """
-    path = Path(path)
-    if not path.is_file():
-        known = ORIGINAL_CHECKPOINTS.get(path.name)
-        hint = f"; download {known.url} to it" if known else ""
-        raise ModelFileMissing(f"{path}: checkpoint not found{hint}")
-    state_dict = strip_original_prefixes(load_state_dict_file(path))
-    _require(state_dict, ["pos_embed", "cls_token", "mlp_head.1.weight"], str(path))
-    if frequency_stride is None or time_stride is None:
-        match = re.search(r"_(\d+)_(\d+)_", path.name)
-        if match is None:
-            raise ValueError(
-                f"{path}: cannot read the strides from the file name; pass "
-                "frequency_stride= and time_stride="
-            )
-        frequency_stride = frequency_stride or int(match.group(1))
-        time_stride = time_stride or int(match.group(2))
+    state_dict = strip_original_prefixes(state_dict)
+    _require(state_dict, ["pos_embed", "cls_token", "mlp_head.1.weight"], name)
     labels = state_dict["mlp_head.1.weight"].shape[0]
     if num_labels is not None and num_labels != labels:
-        raise WeightsError(f"{path}: the head has {labels} labels, not {num_labels}")
+        raise WeightsError(f"{name}: the head has {labels} labels, not {num_labels}")
     width = state_dict["cls_token"].shape[-1]
     depth = len({key.split(".")[1] for key in state_dict if key.startswith("blocks.")})
     num_tokens = state_dict["pos_embed"].shape[1] - NUM_PREFIX_TOKENS
@@ -440,14 +386,14 @@ def load_original_checkpoint(
             break
     else:
         raise WeightsError(
-            f"{path}: pos_embed has {num_tokens} patch tokens, which no max_length in "
+            f"{name}: pos_embed has {num_tokens} patch tokens, which no max_length in "
             f"{lengths} gives at strides {frequency_stride}/{time_stride}; pass max_length="
         )
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith(("head.", "head_dist."))}
-    with torch.device("meta"):  # no random init: every tensor comes from the file
+    with torch.device("meta"):  # no random init: every tensor comes from the state dict
         model = AST(config)
     try:
         model.load_state_dict(state_dict, strict=True, assign=True)
     except RuntimeError as exc:
-        raise WeightsError(f"{path}: {exc}") from None
+        raise WeightsError(f"{name}: {exc}") from None
     return model.eval()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ast_repro.checkpoint import load_original_checkpoint
 from ast_repro.pretrained import ORIGINAL_CHECKPOINTS, pretrained_dir
-from ast_repro.weights import load_original_checkpoint
 
 pytestmark = pytest.mark.golden
 

@@ -10,9 +10,11 @@ whose stored config equals the resolved one, resumes a killed run from its `last
         --variant s16 frequency_stride=16 time_stride=16 --variant s10 --seeds 0 1 2
     ast-repro grid ... --print-commands     # one torchrun command per missing run
 
-On one device the runs train in turn in this process; with several GPUs, as children (one
-per GPU, or each over all GPUs with torchrun: `ast_repro.launch`). `read_grid` reads the
-table back from disk alone, for the report.
+On one device the runs train in turn in this process: killing it (or a notebook's kernel)
+stops the run with it, so no orphan keeps writing into a directory that the restart resumes,
+and a notebook shows the run's own output. With several GPUs they run as children, one per
+GPU or each over all GPUs with torchrun (`ast_repro.launch`, where a child dies with its
+parent). `read_grid` reads the table back from disk alone, for the report.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from ast_repro.estimate import Throughput, gpu_flops, run_flops
 from ast_repro.experiments import GridError, grid_commands, plan_grid, read_grid, run_grid
 from ast_repro.grid_plan import config_differences
 from ast_repro.grid_results import format_table
-from ast_repro.launch import set_items
+from ast_repro.launch import set_items, visible_gpus
 from ast_repro.model import forward_flops, size_config
 from tests.train_fixtures import tiny_overrides
 
@@ -155,11 +155,8 @@ def test_printed_commands_train_exactly_the_missing_runs(
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3  # a-s0 is finished
-    planned = {
-        run.config.run_name: run.config
-        for run in plan_grid(RECIPE, {"a": {}, "b": {"lr": 0.002}}, (0, 1), grid="g",
-                             common=_common(data))  # fmt: skip
-    }
+    runs = plan_grid(RECIPE, {"a": {}, "b": {"lr": 0.002}}, (0, 1), grid="g", common=_common(data))
+    planned = {run.config.run_name: run.config for run in runs}
     commands = {}
     for line in lines:
         words = shlex.split(line)
@@ -181,7 +178,31 @@ def test_printed_commands_train_exactly_the_missing_runs(
     assert "starting a-s1" in out and "starting b-s1" in out and "starting b-s0" not in out
 
 
+def test_variants_from_a_file_join_those_of_the_command_line(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    variants = tmp_path / "variants.json"
+    variants.write_text(json.dumps({"s16": {"frequency_stride": 16, "time_stride": 16}}))
+    argv = ["grid", "--recipe", RECIPE, "--grid", "g", "--variants", str(variants),
+            "--variant", "s12", "time_stride=12", "--print-commands"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "--set frequency_stride=16 --set time_stride=16" in lines[0]
+    assert "--set time_stride=12 --set seed=0 --set run_name=g/s12-s0" in lines[1]
+    manifest = json.loads((results / "train" / "g" / "grid.json").read_text())
+    assert list(manifest["variants"]) == ["s16", "s12"]
+    with pytest.raises(GridError, match="variant 's16' is given twice"):
+        main([*argv, "--variant", "s16"])
+
+
 # ---------------------------------------------------------------------------- children
+
+
+def test_children_get_the_gpus_this_process_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpus(2) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5,GPU-ab12")
+    assert visible_gpus(3) == ["3", "5", "GPU-ab12"]
 
 
 @pytest.mark.slow

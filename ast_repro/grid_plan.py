@@ -139,7 +139,7 @@ def plan_grid(
         reserved = sorted(set(RESERVED_KEYS) & (set(overrides) | set(common)))
         if reserved:
             raise GridError(f"variant {variant!r}: {', '.join(reserved)} are set by the grid")
-        for seed in dict.fromkeys(seeds):
+        for seed in dict.fromkeys(int(seed) for seed in seeds):
             values = {**common, **overrides, "seed": seed, "run_name": f"{grid}/{variant}-s{seed}"}
             try:
                 config = resolve(recipe, values)
@@ -153,7 +153,7 @@ def plan_grid(
                 state = "partial"
             else:
                 state = "new"
-            run = GridRun(variant, int(seed), values, config, state)
+            run = GridRun(variant, seed, values, config, state)
             problem = _check_stored(run)
             if problem is not None:
                 problems.append(f"{run.name}: {problem}")

@@ -140,10 +140,11 @@ def _train_children(recipe: str, runs: Sequence[GridRun], grid: str, mode: str, 
 
 
 def _headline(run: GridRun) -> str:
+    """The run's main metric at its last epoch, and of its weight average and test set."""
     row = grid_row(run.path, run.variant, run.seed)
-    parts = [f"{row['metric']} {row['last']:.4f}"]
+    parts = [f"{row['metric']} {row['last']:.4f}"] if row["last"] is not None else []
     parts += [f"{key} {row[key]:.4f}" for key in ("wa", "test") if row[key] is not None]
-    return ", ".join(parts)
+    return ", ".join(parts) or "no metric recorded"
 
 
 def run_grid(

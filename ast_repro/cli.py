@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
     "ensemble": ("ast_repro.ensemble", "average predictions of runs or weights of checkpoints"),
     "train": ("ast_repro.crossval", "train a recipe (torchrun for several GPUs), or resume it"),
+    "grid": ("ast_repro.experiments", "train a grid of variants x seeds, reusing finished runs"),
     "evaluate": ("ast_repro.evaluate", "score a training checkpoint on a datafile"),
     "predict": ("ast_repro.predict", "top-k labels of audio files from a training checkpoint"),
 }

@@ -363,6 +363,28 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def forward_flops(config: ASTConfig) -> int:
+    """Floating-point operations of one clip's forward pass, counting matrix products only.
+
+    Two operations per multiply-add in the patch projection, each block's qkv, attention
+    (QK^T and AV over all heads), output projection and MLP, and the classifier; LayerNorm,
+    softmax, GELU and the additions are left out (a few percent). Training costs about three
+    times this (the backward pass is about twice the forward).
+
+    Args:
+        config: the architecture; the token count follows from its patch grid.
+
+    Returns:
+        FLOPs per clip, e.g. about 2.6e11 for base384 at 1212 patches.
+    """
+    patches, dim, hidden = config.num_patches, config.hidden_size, config.intermediate_size
+    tokens = patches + NUM_PREFIX_TOKENS
+    embed = 2 * patches * config.patch_size**2 * dim
+    # qkv (3 D x D) and output projection (D x D), QK^T and AV (L x L x D each), MLP (2 D x I)
+    block = 2 * tokens * (4 * dim * dim + 2 * dim * hidden) + 4 * tokens * tokens * dim
+    return embed + config.num_hidden_layers * block + 2 * dim * config.num_labels
+
+
 def heads_for_width(hidden_size: int) -> int:
     """Attention heads of the DeiT size with this width (checkpoints do not store it)."""
     for spec in MODEL_SIZES.values():

@@ -17,6 +17,7 @@ from ast_repro.model import (
     ASTOutput,
     count_parameters,
     create_model,
+    forward_flops,
     size_config,
 )
 
@@ -220,3 +221,28 @@ def test_config_is_validated_with_the_key_in_the_message():
         6,
         1536,
     )
+
+
+@pytest.mark.parametrize(("stride", "length"), [(10, 64), (12, 48), (16, 32)])
+def test_forward_flops_equal_what_torch_counts(stride: int, length: int) -> None:
+    """Every matrix product of a forward pass, as torch's FLOP counter sees it. The counter
+    skips the fused attention kernel on a CPU, so the explicit attention is counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = create_model(
+        "test", num_mel_bins=32, max_length=length, num_labels=5, time_stride=stride
+    ).eval()
+    for block in model.blocks:
+        block.attn.fused_attn = False  # softmax(QK^T)V as explicit matrix products
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(3, length, 32))
+    assert counter.get_total_flops() == 3 * forward_flops(model.config)
+
+
+def test_forward_flops_of_the_paper_model() -> None:
+    """base384 at 1212 patches: about 2.6e11 per clip, and the quadratic attention term makes
+    stride 10 cost more than 2.37x stride 16 (1212 / 512 patches)."""
+    paper = forward_flops(size_config("base384"))
+    stride16 = forward_flops(size_config("base384", frequency_stride=16, time_stride=16))
+    assert 2.5e11 < paper < 2.7e11
+    assert paper / stride16 > 1212 / 512

@@ -55,9 +55,9 @@ def tiny_dataset(root: Path, *, train_per_class: int = 4, eval_per_class: int = 
     }
 
 
-def tiny_config(data: dict, recipe: str = "smoke_speechcommands", **overrides: Any) -> TrainConfig:
-    """A smoke recipe on the tiny dataset: `test` model, 32 x 32 features, no pretraining."""
-    values = {
+def tiny_overrides(data: dict, **overrides: Any) -> dict[str, Any]:
+    """The overrides that put a smoke recipe on the tiny dataset (see `tiny_config`)."""
+    return {
         **data,
         **TINY_FEATURES,
         "freqm": 8,
@@ -70,4 +70,8 @@ def tiny_config(data: dict, recipe: str = "smoke_speechcommands", **overrides: A
         "progress": False,
         **overrides,
     }
-    return resolve(recipe, values)
+
+
+def tiny_config(data: dict, recipe: str = "smoke_speechcommands", **overrides: Any) -> TrainConfig:
+    """A smoke recipe on the tiny dataset: `test` model, 32 x 32 features, no pretraining."""
+    return resolve(recipe, tiny_overrides(data, **overrides))

@@ -20,8 +20,9 @@ from ast_repro.datasets import audioset, esc50, speechcommands
 from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
-from ast_repro.datasets.download import DownloadError
+from ast_repro.datasets.download import ChecksumMismatch, DownloadError
 from ast_repro.datasets.layout import DATASET_NAMES, default_root, prepared_paths
+from ast_repro.datasets.registry import RECORD_NAME, KnownFile, read_record
 from ast_repro.datasets.synth.audioset import make_audioset_twin
 from ast_repro.datasets.synth.esc50 import make_esc50_twin
 from ast_repro.datasets.synth.speechcommands import (
@@ -37,6 +38,7 @@ TWIN_RECORD = "twin.json"
 # Errors caused by the data, the network or the environment: reported, not traced back.
 _USER_ERRORS = (
     DownloadError,
+    ChecksumMismatch,
     ArchiveError,
     DatafileError,
     AudioError,
@@ -62,6 +64,7 @@ def synthesize(name: str, root: Path, *, size: str, seed: int) -> str:
     record = {"dataset": name, "size": size, "seed": seed}
     record_path = twin / TWIN_RECORD
     fresh = record_path.is_file() and json.loads(record_path.read_text()) == record
+    fresh = fresh and (twin / RECORD_NAME).is_file()  # its checksums, written at generation
     if name == "audioset":
         if not fresh:
             shutil.rmtree(twin / audioset.AUDIO_DIR, ignore_errors=True)  # another seed's clips
@@ -76,21 +79,40 @@ def synthesize(name: str, root: Path, *, size: str, seed: int) -> str:
     return location.resolve().as_uri() + ("/" if name == "audioset" else "")
 
 
-def fetch_only(name: str, root: Path, url: str, *, progress: bool) -> list[Path]:
-    """Download step only: the archive (ESC-50, Speech Commands) or the csvs (AudioSet)."""
+def twin_checksums(root: Path, synthetic: bool) -> dict[str, KnownFile] | None:
+    """The twin's own registry entries (written at generation), or None for the real data."""
+    return read_record(root / TWIN_DIR / RECORD_NAME) if synthetic else None
+
+
+def fetch_only(
+    name: str,
+    root: Path,
+    url: str,
+    *,
+    progress: bool,
+    checksums: dict[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
+) -> list[Path]:
+    """Download step only: the archive (ESC-50, Speech Commands) or the csvs (AudioSet), checked."""
+    check = {"checksums": checksums, "accept_new_checksum": accept_new_checksum}
     if name == "audioset":
-        return list(audioset.fetch_csvs(root, base_url=url, progress=progress).values())
-    return [fetch_file(url, root / DOWNLOADS_DIR / _ARCHIVES[name][1], progress=progress)]
+        return list(audioset.fetch_csvs(root, base_url=url, progress=progress, **check).values())
+    dest = root / DOWNLOADS_DIR / _ARCHIVES[name][1]
+    return [fetch_file(url, dest, progress=progress, **check)]
 
 
 def prepare(name: str, root: Path, url: str, args: argparse.Namespace) -> dict[str, Path]:
     """Full preparation of one dataset from `url`."""
     progress = not args.no_progress
+    check = {
+        "checksums": twin_checksums(root, args.synthetic),
+        "accept_new_checksum": args.accept_new_checksum,
+    }
     if name == "esc50":
-        return esc50.prepare_esc50(root, url=url, progress=progress, force=args.force)
+        return esc50.prepare_esc50(root, url=url, progress=progress, force=args.force, **check)
     if name == "speechcommands":
         return speechcommands.prepare_speechcommands(
-            root, url=url, progress=progress, force=args.force
+            root, url=url, progress=progress, force=args.force, **check
         )
     audio_dir = args.audio_dir
     if audio_dir is None and args.synthetic:
@@ -107,6 +129,7 @@ def prepare(name: str, root: Path, url: str, args: argparse.Namespace) -> dict[s
         unbalanced=not args.no_unbalanced,
         downloader=downloader,
         progress=progress,
+        **check,
     )
 
 
@@ -133,6 +156,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="download and extract again even if a prepared copy exists",
+    )
+    parser.add_argument(
+        "--accept-new-checksum",
+        action="store_true",
+        help="record a download that differs from the checksum recorded at its first "
+        "download (an upstream update); published checksums still apply",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     audio = parser.add_argument_group("AudioSet")
@@ -184,7 +213,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.step == "synthesize":
             return 0
     if args.step == "download":
-        for path in fetch_only(name, root, url, progress=not args.no_progress):
+        downloaded = fetch_only(
+            name,
+            root,
+            url,
+            progress=not args.no_progress,
+            checksums=twin_checksums(root, synthetic),
+            accept_new_checksum=args.accept_new_checksum,
+        )
+        for path in downloaded:
             print(f"downloaded: {path}")
         return 0
     written = prepare(name, root, url, args)

@@ -53,7 +53,8 @@ def damage(data: bytes) -> bytes:
     return data[:middle] + block + data[middle + 64 :]
 
 
-def _etag(data: bytes, kind: str) -> str:
+def etag(data: bytes, kind: str = "strong") -> str:
+    """The ETag the server sends for `data`: strong, or weak (`W/"..."`) when kind is "weak"."""
     tag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
     return "W/" + tag if kind == "weak" else tag
 
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _validators(self, data: bytes, file: Path) -> dict[str, str]:
         headers = {}
         if self.config.etag is not None:
-            headers["ETag"] = _etag(data, self.config.etag)
+            headers["ETag"] = etag(data, self.config.etag)
         if self.config.last_modified:
             headers["Last-Modified"] = formatdate(int(file.stat().st_mtime), usegmt=True)
         return headers

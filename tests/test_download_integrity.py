@@ -44,6 +44,7 @@ from ast_repro.datasets.registry import (
     KNOWN_FILES,
     RECORD_NAME,
     SPEECHCOMMANDS_ARCHIVE,
+    BadChecksumRecord,
     KnownFile,
     digest_of,
     read_record,
@@ -213,6 +214,16 @@ def test_a_damaged_copy_on_disk_is_refused_and_kept(served, tmp_path):
         with pytest.raises(ChecksumMismatch, match=re.escape(f"Delete {dest}")):
             fetch(base + NAME, dest, progress=False)
     assert dest.exists()
+
+
+@pytest.mark.parametrize("text", ["{", '{"blob.bin": {"size": 1}}', "[]"])
+def test_a_damaged_record_is_named(served, tmp_path, text):
+    dest = tmp_path / NAME
+    (tmp_path / RECORD_NAME).write_text(text)
+    with serve(ServerConfig(served)) as base, pytest.raises(BadChecksumRecord) as info:
+        fetch(base + NAME, dest, progress=False)
+    assert str(tmp_path / RECORD_NAME) in str(info.value) and "delete it" in str(info.value)
+    assert info.value.exit_code == EXIT_BAD_INPUT
 
 
 def test_a_published_checksum_applies_to_any_url(tmp_path):

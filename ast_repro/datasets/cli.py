@@ -20,7 +20,6 @@ from ast_repro.datasets import audioset, esc50, speechcommands
 from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
-from ast_repro.datasets.download import ChecksumMismatch, DownloadError
 from ast_repro.datasets.layout import DATASET_NAMES, default_root, prepared_paths
 from ast_repro.datasets.registry import RECORD_NAME, KnownFile, read_record
 from ast_repro.datasets.synth.audioset import make_audioset_twin
@@ -29,6 +28,7 @@ from ast_repro.datasets.synth.speechcommands import (
     EspeakMissingError,
     make_speechcommands_twin,
 )
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json
 
 STEPS = ("all", "synthesize", "download", "prepare")
@@ -37,8 +37,7 @@ TWIN_DIR = "twin"
 TWIN_RECORD = "twin.json"
 # Errors caused by the data, the network or the environment: reported, not traced back.
 _USER_ERRORS = (
-    DownloadError,
-    ChecksumMismatch,
+    AstReproError,  # a failed download, a changed mirror, a damaged checksum record, ...
     ArchiveError,
     DatafileError,
     AudioError,

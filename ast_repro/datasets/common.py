@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from ast_repro.datasets.archive import safe_extract
-from ast_repro.datasets.download import download, part_path
+from ast_repro.datasets.download import discard_partial, download
 from ast_repro.datasets.registry import (
     Digest,
     KnownFile,
@@ -114,7 +114,7 @@ def _fetch_checked(
     recorded = record.read_text(encoding="utf-8").strip() if record.is_file() else None
     if force or (recorded is not None and recorded != url):
         dest.unlink(missing_ok=True)
-        part_path(dest).unlink(missing_ok=True)
+        discard_partial(dest)
     if not dest.exists():
         atomic_write_text(record, url + "\n")
     expected, is_record = expected_entry(dest.name, dest.parent, checksums)

@@ -128,8 +128,12 @@ def _by_hand(url: str, dest: Path) -> str:
     return f"Without internet access, fetch {url} by hand and place it at {dest}."
 
 
+def discard_partial(dest: str | os.PathLike[str]) -> None:
+    """Delete a partial download of `dest`: its `.part` file and its stored validator."""
+    _discard(part_path(dest))
+
+
 def _discard(part: Path) -> None:
-    """Forget a partial download: its bytes and its validator."""
     part.unlink(missing_ok=True)
     part.with_name(part.name + VALIDATOR_SUFFIX).unlink(missing_ok=True)
 
@@ -207,14 +211,18 @@ def _open(url: str, offset: int, if_range: str | None, timeout: float) -> http.c
 
 def _continues(response: http.client.HTTPResponse, offset: int, stored: dict) -> bool:
     """Whether a 206 answer continues the stored partial file exactly."""
-    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-    if match is None or int(match.group(1)) != offset:
+    if _range_start(response) != offset:
         return False
     validator = strong_validator(response.headers)
-    if validator is not None and validator != stored["if_range"]:
+    if validator is not None and validator != stored.get("if_range"):
         return False  # a server that ignored If-Range but names another version
-    total = None if match.group(3) == "*" else int(match.group(3))
+    total = _range_total(response)
     return total is None or stored.get("size") in (None, total)
+
+
+def _range_start(response: http.client.HTTPResponse) -> int | None:
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    return None if match is None else int(match.group(1))
 
 
 def _range_total(response: http.client.HTTPResponse) -> int | None:
@@ -246,12 +254,14 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> None:
         _attempt(url, part, timeout, progress)
         return
     with response:
-        if response.status == 206:
+        if response.status == 206 and offset > 0:
             restart = not _continues(response, offset, stored or {})
             mode, total = "ab", _range_total(response)
         else:
             # A plain 200: the file changed since the part began, the server has no Range
             # support, or this is a fresh start. The whole body follows.
+            if response.status == 206 and _range_start(response) != 0:
+                raise DownloadError(f"{url}: the server sent a part of the file unasked")
             restart, mode, offset = False, "wb", 0
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ast_repro.datasets.download import ChecksumMismatch, sha256_of
 from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json
 
 # The URL the original ESC-50 recipe fetches with wget (karoldvl is the old name of the
@@ -99,7 +100,8 @@ KNOWN_FILES: dict[str, KnownFile] = {
             SPEECHCOMMANDS_URL,
             2_428_923_189,
             "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
-            "published by torchaudio (SPEECHCOMMANDS) and TensorFlow Datasets",
+            "published: sha256 in torchaudio's SPEECHCOMMANDS, size in TensorFlow Datasets' "
+            "and ESPnet's recipes",
         ),
         *(
             KnownFile(name, AUDIOSET_CSV_URL + name, None, None, _NOT_PUBLISHED)
@@ -114,29 +116,48 @@ def digest_of(path: str | os.PathLike[str]) -> Digest:
     return Digest(os.path.getsize(path), sha256_of(path))
 
 
-def read_record(path: str | os.PathLike[str]) -> dict[str, KnownFile]:
-    """Entries of a record file (a local `checksums.json` or a twin's) by file name; {} if none."""
+class BadChecksumRecord(AstReproError):
+    """A `checksums.json` record is damaged."""
+
+
+def _load(path: Path) -> dict[str, dict]:
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except json.JSONDecodeError:
-        raise ChecksumMismatch(
-            f"{path}: the checksum record is not valid JSON; delete it (the next download is "
-            "recorded again) or restore it"
-        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raw = None
+    fields = ("size", "sha256", "origin")
+    if not isinstance(raw, dict) or not all(
+        isinstance(item, dict) and all(key in item for key in fields) for item in raw.values()
+    ):
+        raise BadChecksumRecord(
+            f"{path}: not a checksum record ({{name: {{size, sha256, url, origin}}}}); delete it "
+            "to record the files again at their next download, or restore it"
+        )
+    return raw
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, KnownFile]:
+    """Entries of a record file (a local `checksums.json` or a twin's) by file name; {} if none.
+
+    Raises:
+        BadChecksumRecord: the file is not a record.
+    """
     return {
         name: KnownFile(name, item.get("url"), item["size"], item["sha256"], item["origin"])
-        for name, item in raw.items()
+        for name, item in _load(Path(path)).items()
     }
 
 
 def write_record_entry(path: str | os.PathLike[str], name: str, entry: KnownFile) -> None:
-    """Add or replace one entry of a record file, atomically."""
-    raw = {}
+    """Add or replace one entry of a record file, atomically.
+
+    Raises:
+        BadChecksumRecord: the existing file is not a record.
+    """
     path = Path(path)
-    if path.is_file():
-        raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = _load(path)
     raw[name] = {
         "size": entry.size,
         "sha256": entry.sha256,
@@ -205,8 +226,10 @@ def verify(
         return
     official = KNOWN_FILES[dest.name].url if recorded and dest.name in KNOWN_FILES else expected.url
     source = f" from the official source (--url {official})" if official else ""
-    kept = "The download was not kept" if fresh else f"Delete {dest}"
-    advice = f"{kept} and download it again{source}"
+    if fresh:
+        advice = f"The download was not kept; download it again{source}"
+    else:
+        advice = f"Delete {dest} and download it again{source}"
     if recorded:
         advice += (
             f", or, if the file was updated upstream, run again with {ACCEPT_FLAG} to record "

@@ -170,7 +170,7 @@ def write_record_entry(path: str | os.PathLike[str], name: str, entry: KnownFile
 def record_first_use(folder: Path, name: str, digest: Digest, url: str) -> None:
     """Write the observed digest of a verified-complete download to `folder/checksums.json`."""
     today = datetime.date.today().isoformat()
-    origin = f"recorded at its first download from {url} on {today} in {folder / RECORD_NAME}"
+    origin = f"recorded at first use, from {url}, on {today} in {folder / RECORD_NAME}"
     entry = KnownFile(name, url, digest.size, digest.sha256, origin)
     write_record_entry(folder / RECORD_NAME, name, entry)
 

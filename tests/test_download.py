@@ -8,7 +8,13 @@ import socket
 import numpy as np
 import pytest
 
-from ast_repro.datasets.download import DownloadError, download, part_path, sha256_of
+from ast_repro.datasets.download import (
+    ChecksumMismatch,
+    DownloadError,
+    download,
+    part_path,
+    sha256_of,
+)
 from tests.loopback import ServerConfig, serve
 
 SIZE = 300_000  # bytes; several CHUNK_SIZE-independent reads, still instant
@@ -71,20 +77,22 @@ def test_server_without_range_support_restarts_from_zero(payload, tmp_path):
 
 def test_complete_part_file_is_finished_after_416(payload, tmp_path):
     served, data = payload
-    config = ServerConfig(served)
+    config = ServerConfig(served, cut_once={"blob.bin": 100_000})
     dest = tmp_path / "blob.bin"
-    part_path(dest).write_bytes(data)
     with serve(config) as base:
+        with pytest.raises(DownloadError):  # stores the validator of the first response
+            download(base + "blob.bin", dest, progress=False, retries=0)
+        part_path(dest).write_bytes(data)  # complete, but stopped before the rename
         download(base + "blob.bin", dest, progress=False)
     assert dest.read_bytes() == data
-    assert config.requests == [("blob.bin", f"bytes={SIZE}-")]
+    assert config.requests == [("blob.bin", None), ("blob.bin", f"bytes={SIZE}-")]
 
 
 def test_sha256_is_checked(payload, tmp_path):
     served, data = payload
     dest = tmp_path / "blob.bin"
     with serve(ServerConfig(served)) as base:
-        with pytest.raises(DownloadError, match="sha256 mismatch"):
+        with pytest.raises(ChecksumMismatch, match="sha256 mismatch"):
             download(base + "blob.bin", dest, progress=False, sha256="0" * 64)
         assert not dest.exists() and not part_path(dest).exists()
         good = hashlib.sha256(data).hexdigest()

@@ -140,7 +140,9 @@ def test_speechcommands_twin_prepares_the_standard_split(tmp_path):
     archive = twin_cache.speechcommands_twin()
     root = tmp_path / "sc"
     with serve(ServerConfig(_served(tmp_path, archive))) as base:
-        paths = prepare_speechcommands(root, url=base + archive.name, progress=False)
+        paths = prepare_speechcommands(
+            root, url=base + archive.name, progress=False, checksums=twin_cache.checksums(archive)
+        )
     labels = read_label_csv(paths["labels"])
     assert labels.names == SPEECHCOMMANDS_WORDS
     assert labels.mids == tuple(f"/m/spcmd{k:02d}" for k in range(35))
@@ -162,7 +164,13 @@ def test_speechcommands_twin_prepares_the_standard_split(tmp_path):
 def test_speechcommands_real_sizes_are_enforced(tmp_path):
     archive = twin_cache.speechcommands_twin()
     with pytest.raises(SpeechCommandsError, match=str(SPEECHCOMMANDS_SPLIT_SIZES[0])):
-        prepare_speechcommands(tmp_path, url=archive.as_uri(), strict_sizes=True, progress=False)
+        prepare_speechcommands(
+            tmp_path,
+            url=archive.as_uri(),
+            strict_sizes=True,
+            progress=False,
+            checksums=twin_cache.checksums(archive),
+        )
 
 
 # AudioSet -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ast_repro.datasets.registry import RECORD_NAME, KnownFile, read_record
 from ast_repro.datasets.synth import make_audioset_twin, make_esc50_twin, make_speechcommands_twin
 
 # The Speech Commands twin is spoken by espeak-ng, a system package pip cannot install.
@@ -57,3 +58,8 @@ def audioset_twin(seed: int = 0) -> Path:
         num_classes=AS_CLASSES,
         clips_per_class=AS_CLIPS_PER_CLASS,
     )
+
+
+def checksums(twin: Path) -> dict[str, KnownFile]:
+    """A twin's own registry entries, written at generation beside its archive (or folder)."""
+    return read_record((twin if twin.is_dir() else twin.parent) / RECORD_NAME)

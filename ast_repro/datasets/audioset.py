@@ -11,9 +11,12 @@ weight per class 1000 / (count + 0.01), weight of a clip = sum over its labels.
 from __future__ import annotations
 
 import csv
+import math
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +25,19 @@ from tqdm import tqdm
 
 from ast_repro.datafiles import Clip, LabelMap, read_label_csv, write_datafile
 from ast_repro.datasets.common import fetch, read_marker, relative_to, write_marker
+from ast_repro.datasets.registry import AUDIOSET_CSV_URL, KnownFile
 from ast_repro.fileio import atomic_write_text
 from ast_repro.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR
 from ast_repro.sampling import balanced_weights, weight_file_path, write_weight_file
 
-AUDIOSET_CSV_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"
 SEGMENT_CSVS = {
     "balanced_train": "balanced_train_segments.csv",
     "eval": "eval_segments.csv",
     "unbalanced_train": "unbalanced_train_segments.csv",
 }
+# A YouTube video id: 11 characters of the URL-safe base64 alphabet. Ids become file
+# names in the audio folder, so nothing else (`../x`, `/etc/x`) may pass.
+YTID_PATTERN = re.compile(r"[A-Za-z0-9_-]{11}")
 CSV_DIR = "csv"
 AUDIO_DIR = "audio"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -60,11 +66,32 @@ class Segment:
     labels: tuple[str, ...]
 
 
+def is_ytid(text: str) -> bool:
+    """Whether `text` is a YouTube video id (11 characters of A-Z a-z 0-9 _ -)."""
+    return YTID_PATTERN.fullmatch(text) is not None
+
+
+def _check_row(path: Path, line_no: int, segment: Segment) -> None:
+    if not is_ytid(segment.ytid):
+        raise AudioSetError(
+            f"{path}:{line_no}: {segment.ytid!r} is not a YouTube id (11 characters of "
+            "A-Z a-z 0-9 _ -); ids become file names in the audio folder, so the csv is "
+            "refused: use the official csv or fix that line"
+        )
+    if not (math.isfinite(segment.start) and 0 <= segment.start < segment.end < math.inf):
+        raise AudioSetError(
+            f"{path}:{line_no}: segment times {segment.start:g}-{segment.end:g} s of "
+            f"{segment.ytid} are not 0 <= start < end; fix that line"
+        )
+
+
 def read_segments(path: str | os.PathLike[str]) -> list[Segment]:
     """Read an official segment csv (`# ...` comment lines, then `YTID, start, end, "labels"`).
 
     Raises:
-        AudioSetError: missing file or a malformed row (file and line named).
+        AudioSetError: missing file, a malformed row, an id that is not a YouTube id
+            (`../../x` would name a file outside the audio folder) or times that are not
+            0 <= start < end; the file and line are named.
     """
     path = Path(path)
     if not path.is_file():
@@ -77,19 +104,41 @@ def read_segments(path: str | os.PathLike[str]) -> list[Segment]:
             try:
                 ytid, start, end, labels = row
                 labels_tuple = tuple(mid.strip() for mid in labels.split(",") if mid.strip())
-                segments.append(Segment(ytid.strip(), float(start), float(end), labels_tuple))
+                segment = Segment(ytid.strip(), float(start), float(end), labels_tuple)
             except ValueError:
                 raise AudioSetError(f"{path}:{line_no}: malformed segment row {row}") from None
+            _check_row(path, line_no, segment)
+            segments.append(segment)
     return segments
 
 
 def fetch_csvs(
-    root: Path, *, base_url: str = AUDIOSET_CSV_URL, unbalanced: bool = True, progress: bool = True
+    root: Path,
+    *,
+    base_url: str = AUDIOSET_CSV_URL,
+    unbalanced: bool = True,
+    progress: bool = True,
+    checksums: Mapping[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
 ) -> dict[str, Path]:
-    """Download the segment csvs and class_labels_indices.csv into `root/csv/`.
+    """Download the segment csvs and class_labels_indices.csv into `root/csv/` and check them.
+
+    Args:
+        root: dataset root.
+        base_url: folder URL of the csvs.
+        unbalanced: also fetch the unbalanced csv.
+        progress: show progress bars.
+        checksums: registry entries replacing the official ones (a twin's record); the
+            official csvs have no published digest and are checked against the record
+            written at their first download (`root/csv/checksums.json`).
+        accept_new_checksum: record csvs that differ from that record (an upstream update).
 
     Returns:
         {"balanced_train": path, "eval": path, ["unbalanced_train": path,] "labels": path}.
+
+    Raises:
+        ChecksumMismatch: a csv differs from its entry or record.
+        DownloadError: a download failed.
     """
     base = base_url if base_url.endswith("/") else base_url + "/"
     names = dict(SEGMENT_CSVS)
@@ -97,7 +146,13 @@ def fetch_csvs(
         del names["unbalanced_train"]
     names["labels"] = AUDIOSET_LABEL_CSV
     return {
-        key: fetch(base + name, root / CSV_DIR / name, progress=progress)
+        key: fetch(
+            base + name,
+            root / CSV_DIR / name,
+            progress=progress,
+            checksums=checksums,
+            accept_new_checksum=accept_new_checksum,
+        )
         for key, name in names.items()
     }
 
@@ -127,8 +182,12 @@ def download_clips(
     """Run a user-installed downloader for each segment; returns the segments still missing.
 
     Raises:
-        AudioSetError: the downloader executable is not on PATH (with an install hint).
+        AudioSetError: the downloader executable is not on PATH (with an install hint), or
+            a segment's id is not a YouTube id.
     """
+    for segment in segments:
+        if not is_ytid(segment.ytid):
+            raise AudioSetError(f"{segment.ytid!r} is not a YouTube id; no clip is downloaded")
     if shutil.which(command[0]) is None:
         raise AudioSetError(
             f"{command[0]} not found on PATH: AudioSet audio is not redistributable, so "
@@ -196,6 +255,8 @@ def prepare_audioset(
     unbalanced: bool = True,
     downloader: tuple[str, ...] | None = None,
     progress: bool = True,
+    checksums: Mapping[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
 ) -> dict[str, Path]:
     """Fetch the csvs, find (or download) the audio and write datafiles and weight files.
 
@@ -209,14 +270,29 @@ def prepare_audioset(
         downloader: a command template (see YT_DLP_COMMAND) run for missing clips; None
             only indexes what is there.
         progress: show progress bars.
+        checksums: registry entries replacing the official ones (a twin's record).
+        accept_new_checksum: record csvs that differ from their first-use record.
 
     Returns:
         Paths written: "labels", "<split>" datafiles, "<split>_weights" weight files and
         "<split>_missing" lists of YouTube ids without audio.
+
+    Raises:
+        AudioSetError: a csv row is malformed or names a label, id or time that is not
+            valid (file and line named; nothing is downloaded), or no clip has audio.
+        ChecksumMismatch: a csv differs from its entry or first-use record.
+        DownloadError: a csv download failed.
     """
     root = Path(root)
     audio_dir = Path(audio_dir) if audio_dir is not None else root / AUDIO_DIR
-    csvs = fetch_csvs(root, base_url=base_url, unbalanced=unbalanced, progress=progress)
+    csvs = fetch_csvs(
+        root,
+        base_url=base_url,
+        unbalanced=unbalanced,
+        progress=progress,
+        checksums=checksums,
+        accept_new_checksum=accept_new_checksum,
+    )
     labels = read_label_csv(csvs["labels"])
     known = set(labels.mids)
     folder = root / DATAFILES_DIR
@@ -226,8 +302,9 @@ def prepare_audioset(
     index = index_audio(audio_dir)
     found_by_split: dict[str, list[tuple[Segment, Path]]] = {}
     counts = {}
-    for split in (key for key in SEGMENT_CSVS if key in csvs):
-        segments = read_segments(csvs[split])
+    # Every csv is read and checked before any clip is fetched.
+    listed = {split: read_segments(csvs[split]) for split in SEGMENT_CSVS if split in csvs}
+    for split, segments in listed.items():
         for segment in segments:
             unknown = [mid for mid in segment.labels if mid not in known]
             if unknown:
@@ -235,6 +312,7 @@ def prepare_audioset(
                     f"{csvs[split]}: {segment.ytid} has labels {unknown} "
                     f"that are not in {csvs['labels']}"
                 )
+    for split, segments in listed.items():
         missing = [segment for segment in segments if segment.ytid not in index]
         if missing and downloader is not None:
             download_clips(missing, audio_dir, command=downloader, progress=progress)

@@ -24,13 +24,14 @@ from ast_repro.datasets import audioset, esc50, speechcommands
 from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
-from ast_repro.datasets.download import DownloadError
+from ast_repro.datasets.registry import RECORD_NAME, KnownFile, read_record
 from ast_repro.datasets.synth.audioset import make_audioset_twin
 from ast_repro.datasets.synth.esc50 import make_esc50_twin
 from ast_repro.datasets.synth.speechcommands import (
     EspeakMissingError,
     make_speechcommands_twin,
 )
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json
 from ast_repro.layout import DATASET_NAMES, default_root, prepared_paths
 
@@ -40,7 +41,7 @@ TWIN_DIR = "twin"
 TWIN_RECORD = "twin.json"
 # Errors caused by the data, the network or the environment: reported, not traced back.
 _USER_ERRORS = (
-    DownloadError,
+    AstReproError,  # a failed download, a changed mirror, a damaged checksum record, ...
     ArchiveError,
     DatafileError,
     AudioError,
@@ -66,6 +67,7 @@ def synthesize(name: str, root: Path, *, size: str, seed: int) -> str:
     record = {"dataset": name, "size": size, "seed": seed}
     record_path = twin / TWIN_RECORD
     fresh = record_path.is_file() and json.loads(record_path.read_text()) == record
+    fresh = fresh and (twin / RECORD_NAME).is_file()  # its checksums, written at generation
     if name == "audioset":
         if not fresh:
             shutil.rmtree(twin / audioset.AUDIO_DIR, ignore_errors=True)  # another seed's clips
@@ -80,11 +82,26 @@ def synthesize(name: str, root: Path, *, size: str, seed: int) -> str:
     return location.resolve().as_uri() + ("/" if name == "audioset" else "")
 
 
-def fetch_only(name: str, root: Path, url: str, *, progress: bool) -> list[Path]:
-    """Download step only: the archive (ESC-50, Speech Commands) or the csvs (AudioSet)."""
+def twin_checksums(root: Path, synthetic: bool) -> dict[str, KnownFile] | None:
+    """The twin's own registry entries (written at generation), or None for the real data."""
+    return read_record(root / TWIN_DIR / RECORD_NAME) if synthetic else None
+
+
+def fetch_only(
+    name: str,
+    root: Path,
+    url: str,
+    *,
+    progress: bool,
+    checksums: dict[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
+) -> list[Path]:
+    """Download step only: the archive (ESC-50, Speech Commands) or the csvs (AudioSet), checked."""
+    check = {"checksums": checksums, "accept_new_checksum": accept_new_checksum}
     if name == "audioset":
-        return list(audioset.fetch_csvs(root, base_url=url, progress=progress).values())
-    return [fetch_file(url, root / DOWNLOADS_DIR / _ARCHIVES[name][1], progress=progress)]
+        return list(audioset.fetch_csvs(root, base_url=url, progress=progress, **check).values())
+    dest = root / DOWNLOADS_DIR / _ARCHIVES[name][1]
+    return [fetch_file(url, dest, progress=progress, **check)]
 
 
 def prepare(
@@ -97,12 +114,21 @@ def prepare(
     unbalanced: bool = True,
     downloader: tuple[str, ...] | None = None,
     progress: bool = False,
+    checksums: dict[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
 ) -> dict[str, Path]:
-    """Full preparation of one dataset from `url` (the AudioSet options only apply to it)."""
+    """Full preparation of one dataset from `url` (the AudioSet options only apply to it).
+
+    `checksums` replaces the official registry entries (a twin's record); every download is
+    checked against them, or against the record of its first download.
+    """
+    check = {"checksums": checksums, "accept_new_checksum": accept_new_checksum}
     if name == "esc50":
-        return esc50.prepare_esc50(root, url=url, progress=progress, force=force)
+        return esc50.prepare_esc50(root, url=url, progress=progress, force=force, **check)
     if name == "speechcommands":
-        return speechcommands.prepare_speechcommands(root, url=url, progress=progress, force=force)
+        return speechcommands.prepare_speechcommands(
+            root, url=url, progress=progress, force=force, **check
+        )
     return audioset.prepare_audioset(
         root,
         base_url=url,
@@ -110,6 +136,7 @@ def prepare(
         unbalanced=unbalanced,
         downloader=downloader,
         progress=progress,
+        **check,
     )
 
 
@@ -136,6 +163,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="download and extract again even if a prepared copy exists",
+    )
+    parser.add_argument(
+        "--accept-new-checksum",
+        action="store_true",
+        help="record a download that differs from the checksum recorded at its first "
+        "download (an upstream update); published checksums still apply",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     audio = parser.add_argument_group("AudioSet")
@@ -181,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
             unbalanced=not args.no_unbalanced,
             downloader=downloader,
             progress=not args.no_progress,
+            accept_new_checksum=args.accept_new_checksum,
         )
     except _USER_ERRORS as exc:
         print(f"error: {exc}")
@@ -203,6 +237,7 @@ def fetch(
     downloader: Sequence[str] | None = None,
     fold: int = 1,
     progress: bool = False,
+    accept_new_checksum: bool = False,
 ) -> dict[str, Path]:
     """Get and prepare a dataset (or its twin), printing what was written: `ast-repro data`.
 
@@ -227,6 +262,8 @@ def fetch(
             `{start}`, `{end}` and `{out}` placeholders (e.g. `audioset.YT_DLP_COMMAND`).
         fold: ESC-50 only, the held-out fold (1..5) whose paths are returned.
         progress: show progress bars.
+        accept_new_checksum: record a download that differs from the checksum recorded at
+            its first download (an upstream update); published checksums still apply.
 
     Returns:
         `prepared_paths(name, root, fold=fold)`: the train/valid/eval datafiles and labels
@@ -255,8 +292,12 @@ def fetch(
         print(f"synthetic twin ({size}, seed {seed}): {url}")
         if step == "synthesize":
             return prepared_paths(name, base, fold=fold)
+    check = {
+        "checksums": twin_checksums(base, synthetic),
+        "accept_new_checksum": accept_new_checksum,
+    }
     if step == "download":
-        for path in fetch_only(name, base, url, progress=progress):
+        for path in fetch_only(name, base, url, progress=progress, **check):
             print(f"downloaded: {path}")
         return prepared_paths(name, base, fold=fold)
     if name == "audioset" and audio_dir is None and synthetic:
@@ -270,6 +311,7 @@ def fetch(
         unbalanced=unbalanced,
         downloader=None if downloader is None else tuple(downloader),
         progress=progress,
+        **check,
     )
     marker = read_marker(base)
     marker["synthetic"] = synthetic

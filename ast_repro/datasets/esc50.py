@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +30,10 @@ from ast_repro.datasets.common import (
     write_marker,
     write_wav,
 )
+from ast_repro.datasets.registry import ESC50_ARCHIVE, ESC50_URL, KnownFile
 from ast_repro.layout import DATAFILES_DIR, ESC50_FOLDS, ESC50_LABEL_CSV, esc50_datafiles
 
-# The URL the original recipe fetches with wget (karoldvl is the old name of the
-# karolpiczak account; GitHub redirects). No checksum is published.
-ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
-ARCHIVE_NAME = "ESC-50-master.zip"
+ARCHIVE_NAME = ESC50_ARCHIVE
 EXTRACTED_DIR = "ESC-50-master"
 AUDIO_DIR = "audio"
 AUDIO_16K_DIR = "audio_16k"
@@ -217,6 +216,8 @@ def prepare_esc50(
     expected_clips: int | None = None,
     progress: bool = True,
     force: bool = False,
+    checksums: Mapping[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
 ) -> dict[str, Path]:
     """Download (or reuse), verify, extract, resample and write the ESC-50 datafiles.
 
@@ -227,9 +228,14 @@ def prepare_esc50(
             count for other URLs (mirrors, the offline twin).
         progress: show progress bars.
         force: download and extract again even if a prepared copy exists.
+        checksums: registry entries replacing the official ones (a twin's record).
+        accept_new_checksum: record a new archive that differs from the first-use record.
 
     Returns:
         The paths written by `write_esc50_datafiles`.
+
+    Raises:
+        ChecksumMismatch: the archive is not the recorded one (nothing is extracted).
     """
     root = Path(root)
     if expected_clips is None and url == ESC50_URL:
@@ -244,6 +250,8 @@ def prepare_esc50(
         is_complete=lambda path: (path / META_PATH).is_file(),
         progress=progress,
         force=force,
+        checksums=checksums,
+        accept_new_checksum=accept_new_checksum,
     )
     rows = verify_esc50(extracted, expected_clips=expected_clips)
     resample_clips(extracted, rows, progress=progress)

@@ -10,17 +10,15 @@ Mirrors `egs/speechcommands/prep_sc.py`: the v0.02 tar.gz is extracted into
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv
 from ast_repro.datasets.common import fetch_and_extract, read_marker, relative_to, write_marker
+from ast_repro.datasets.registry import SPEECHCOMMANDS_ARCHIVE, SPEECHCOMMANDS_URL, KnownFile
 from ast_repro.layout import DATAFILES_DIR, prepared_paths
 
-# The URL of the original recipe; no checksum is published.
-SPEECHCOMMANDS_URL = (
-    "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
-)
-ARCHIVE_NAME = "speech_commands_v0.02.tar.gz"
+ARCHIVE_NAME = SPEECHCOMMANDS_ARCHIVE
 EXTRACTED_DIR = "speech_commands_v0.02"
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
@@ -128,8 +126,10 @@ def prepare_speechcommands(
     strict_sizes: bool | None = None,
     progress: bool = True,
     force: bool = False,
+    checksums: Mapping[str, KnownFile] | None = None,
+    accept_new_checksum: bool = False,
 ) -> dict[str, Path]:
-    """Download (or reuse), extract, split and write the Speech Commands datafiles.
+    """Download (or reuse), check, extract, split and write the Speech Commands datafiles.
 
     Args:
         root: dataset root, e.g. `data/speechcommands`; the archive goes to `root/downloads/`.
@@ -138,9 +138,15 @@ def prepare_speechcommands(
             for the official URL only.
         progress: show a download progress bar.
         force: download and extract again even if a prepared copy exists.
+        checksums: registry entries replacing the official ones (a twin's record); by
+            default the archive must have the published size and SHA-256, from any URL.
+        accept_new_checksum: record a new archive that differs from a first-use record.
 
     Returns:
         prepared_paths("speechcommands", root).
+
+    Raises:
+        ChecksumMismatch: the archive is not the expected one (nothing is extracted).
     """
     root = Path(root)
     if strict_sizes is None:
@@ -155,6 +161,8 @@ def prepare_speechcommands(
         is_complete=lambda path: (path / TESTING_LIST).is_file(),
         progress=progress,
         force=force,
+        checksums=checksums,
+        accept_new_checksum=accept_new_checksum,
     )
     splits = split_clips(extracted)
     sizes = tuple(len(splits[name]) for name in ("train", "valid", "eval"))

@@ -19,6 +19,7 @@ import numpy as np
 from ast_repro.audio import TARGET_SAMPLE_RATE
 from ast_repro.datasets.audioset import AUDIO_DIR, CSV_DIR, SEGMENT_CSVS
 from ast_repro.datasets.common import write_wav
+from ast_repro.datasets.registry import RECORD_NAME, write_twin_record
 from ast_repro.datasets.synth.sources import NUM_CLASSES, coloured_noise, render, sound_class
 from ast_repro.fileio import atomic_write_text
 from ast_repro.layout import AUDIOSET_LABEL_CSV
@@ -102,6 +103,9 @@ def make_audioset_twin(
 ) -> Path:
     """Write a synthetic AudioSet: `out_dir/csv/*.csv` and `out_dir/audio/<YTID>.wav`.
 
+    The csvs' sizes and SHA-256 go to `out_dir/checksums.json`, the twin's own registry
+    entries, which their download is checked against.
+
     Args:
         out_dir: output folder.
         size: "smoke" (10 classes, 4 clips per class), "small" (20, 20) or "medium" (50, 60).
@@ -145,4 +149,7 @@ def make_audioset_twin(
             if not absent:
                 mix = _mixture(clip_rng, [int(source_of[c]) for c in classes])
                 write_wav(out_dir / AUDIO_DIR / f"{ytid}.wav", mix, TARGET_SAMPLE_RATE)
+    csvs = [out_dir / CSV_DIR / name for name in (AUDIOSET_LABEL_CSV, *SEGMENT_CSVS.values())]
+    origin = f"synthetic AudioSet twin, seed {seed}, generated with it"
+    write_twin_record(csvs, out_dir / RECORD_NAME, origin)
     return out_dir

@@ -30,6 +30,7 @@ from ast_repro.datasets.esc50 import (
     META_COLUMNS,
     META_PATH,
 )
+from ast_repro.datasets.registry import RECORD_NAME, write_twin_record
 from ast_repro.datasets.synth.sources import render, sound_class
 from ast_repro.fileio import atomic_open
 from ast_repro.layout import ESC50_FOLDS
@@ -104,6 +105,9 @@ def make_esc50_twin(
 ) -> Path:
     """Write `out_dir/ESC-50-master.zip`, a synthetic twin of the ESC-50 master archive.
 
+    Its size and SHA-256 go to `out_dir/checksums.json`, the twin's own registry entry,
+    which its download is checked against.
+
     Args:
         out_dir: folder for the archive.
         size: "smoke" (5 clips per class), "small" (20) or "medium" (40, the real count).
@@ -143,4 +147,6 @@ def make_esc50_twin(
             )
             member = f"{prefix}{AUDIO_DIR}/{row['filename']}"
             zf.writestr(_member(member), _wav_bytes(waveform, ESC50_SAMPLE_RATE))
+    origin = f"synthetic ESC-50 twin, seed {seed}, generated with it"
+    write_twin_record([archive], archive.parent / RECORD_NAME, origin)
     return archive

@@ -30,6 +30,7 @@ import torch
 from torchaudio.transforms import Resample
 
 from ast_repro.audio import TARGET_SAMPLE_RATE
+from ast_repro.datasets.registry import RECORD_NAME, write_twin_record
 from ast_repro.datasets.speechcommands import (
     ARCHIVE_NAME,
     BACKGROUND_NOISE_DIR,
@@ -196,6 +197,9 @@ def make_speechcommands_twin(
 ) -> Path:
     """Write `out_dir/speech_commands_v0.02.tar.gz`, a synthetic twin of Speech Commands V2.
 
+    Its size and SHA-256 go to `out_dir/checksums.json`, the twin's own registry entry,
+    which its download is checked against.
+
     Args:
         out_dir: folder for the archive.
         size: "smoke" (20 speakers x 1 take), "small" (40 x 2) or "medium" (150 x 2).
@@ -259,4 +263,6 @@ def make_speechcommands_twin(
                     test.append(name)
         _add(tar, VALIDATION_LIST, "".join(f"{n}\n" for n in sorted(valid)).encode())
         _add(tar, TESTING_LIST, "".join(f"{n}\n" for n in sorted(test)).encode())
+    origin = f"synthetic Speech Commands twin, seed {seed}, generated with it"
+    write_twin_record([archive], archive.parent / RECORD_NAME, origin)
     return archive

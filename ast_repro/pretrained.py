@@ -111,8 +111,9 @@ def _source(label: str, size: str, releases: str, file: str, tag: str | None) ->
 
 
 # Paper Table 3, keyed by timm's model name. The ViT rows are Google's original
-# ImageNet-21k-pretrained, ImageNet-1k-fine-tuned models (timm 0.4.5's defaults, as in 2021);
-# the distilled DeiT is the default weights of the base384 size.
+# ImageNet-21k-pretrained, ImageNet-1k-fine-tuned models, the defaults of the timm 0.4.5 the
+# original code pins (Table 3's 85.1% top-1 for ViT-Large is theirs); the distilled DeiT is
+# the default weights of the base384 size.
 IMAGENET_SOURCES: dict[str, ImageNetSource] = {
     "vit_base_patch16_384": _source("ViT-Base", "base384", _VIT_RELEASES,
                                     "jx_vit_base_p16_384-83fb41ba.pth",

@@ -1,12 +1,12 @@
 """The Audio Spectrogram Transformer (paper section 2; original `src/models/ast_models.py`).
 
 A (B, T, F) log-mel spectrogram is cut into 16 x 16 patches with separate frequency and time
-strides (the overlap of paper section 2.2, Table 5; other patch shapes for Table 6), projected
-to D dimensions, prefixed with
-the cls and distillation tokens of DeiT, given a learned positional embedding and passed
-through pre-norm transformer blocks (timm's `Block`, attention through PyTorch's
-`scaled_dot_product_attention`). The final outputs of the two prefix tokens are averaged and
-classified by LayerNorm + Linear (original_ast.md section 4.5).
+strides (the overlap of paper section 2.2, Table 5; other patch shapes for Table 6),
+projected to D dimensions, prefixed with the cls and distillation tokens of DeiT, given a
+learned positional embedding and passed through pre-norm transformer blocks (timm's
+`Block`, attention through PyTorch's `scaled_dot_product_attention`). The final outputs of
+the two prefix tokens are averaged and classified by LayerNorm + Linear (original_ast.md
+section 4.5).
 
 Parameter names follow the original checkpoints with `module.v.` and `module.` removed, so
 the adapters in `ast_repro.weights` and `ast_repro.hf` are plain renames.
@@ -38,8 +38,6 @@ NUM_PREFIX_TOKENS = 2
 IMAGENET_NUM_CLASSES = 1000
 # DeiT's 16 x 16 patches, which the AST keeps to reuse its weights (original_ast.md 4.1).
 DEIT_PATCH_SIZE = 16
-# ViT-Large at 384 x 384 (timm `vit_large_patch16_384`), a source of paper Table 3.
-VIT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16}
 # Where the DeiT ImageNet weights were released (original_ast.md 4.1).
 DEIT_URL_BASE = "https://dl.fbaipublicfiles.com/deit/"
 
@@ -51,7 +49,9 @@ class ModelSize:
     Attributes:
         hidden_size, num_hidden_layers, num_attention_heads: transformer width, depth, heads.
         source_grid: (rows, cols) patch grid of the ImageNet positional embedding.
-        timm_name: timm model (with pretrained tag) holding the ImageNet weights, or None.
+        timm_name: timm model (with pretrained tag) holding the size's own ImageNet
+            weights; None for `test` (the digits proxy) and `large384` (no DeiT: its
+            weights are a Table 3 source, `ast_repro.pretrained.IMAGENET_SOURCES`).
         deit_file: file name of the released weights under `DEIT_URL_BASE`, or None.
     """
 
@@ -87,8 +87,13 @@ MODEL_SIZES: dict[str, ModelSize] = {
         ("base", 384, 768, 12, "d0272ac0"),
     ]
 }
-MODEL_SIZES["large384"] = ModelSize(
-    **VIT_LARGE, source_grid=(24, 24), timm_name=None, deit_file=None
+MODEL_SIZES["large384"] = ModelSize(  # timm `vit_large_patch16_384`
+    hidden_size=1024,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    source_grid=(24, 24),
+    timm_name=None,
+    deit_file=None,
 )
 MODEL_SIZES["test"] = ModelSize(
     hidden_size=64,
@@ -200,16 +205,10 @@ class ASTConfig:
 
 
 def patches_along(length: int, patch: int, stride: int) -> int:
-    """Number of patches along one axis: `(length - patch) // stride + 1` (paper section 2.1).
+    """Patches along one axis of `length` frames or mel bins (paper section 2.1).
 
-    The one place of the grid arithmetic (original `ASTModel.get_shape` runs a dummy conv):
-    e.g. 101 for 1024 frames at patch 16 and stride 10, 512 for 1024 frames at patch 2 and
-    stride 2.
-
-    Args:
-        length: frames (time) or mel bins (frequency).
-        patch: patch side along that axis.
-        stride: step between patches along that axis.
+    The one place of the grid arithmetic, `(length - patch) // stride + 1` (the original's
+    `ASTModel.get_shape` runs a dummy conv): 101 for 1024 frames at patch 16 and stride 10.
 
     Raises:
         ValueError: the patch is longer than the axis, or a size is not positive.

@@ -4,7 +4,8 @@ The original builds `ASTModel(label_dim, fstride, tstride, input_fdim=128, input
 imagenet_pretrain, audioset_pretrain, model_size='base384')` in `src/run.py` and reads the
 datafiles the recipe script names (original_ast.md sections 2.1-2.5 and 4). Here the model
 comes from `ast_repro.model` and its initialization from `ast_repro.weights`:
-- `imagenet_pretrain` (AST-S): DeiT weights, or for the tiny `test` size the offline digits
+- `imagenet_pretrain` (AST-S): DeiT weights, another `imagenet_source` of paper Table 3
+  (`ast_repro.pretrained.IMAGENET_SOURCES`), or for the tiny `test` size the offline digits
   proxy of `ast_repro.proxy_pretrain`, which is created on first use;
 - `audioset_pretrain` (AST-P, ESC-50): the original AudioSet checkpoint, or a checkpoint of
   one of this package's AudioSet runs (its patch grid is read from the file).
@@ -26,7 +27,12 @@ from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
 from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config
 from ast_repro.layout import default_root, prepared_paths
 from ast_repro.model import AST, create_model
-from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
+from ast_repro.pretrained import (
+    PROXY_FILE,
+    imagenet_source_path,
+    original_checkpoint_path,
+    pretrained_dir,
+)
 from ast_repro.runtime import Runtime, broadcast_from_main
 from ast_repro.sampling import (
     DistributedWeightedSampler,
@@ -166,6 +172,8 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
             config.model_size,
             num_mel_bins=config.num_mel_bins,
             max_length=config.target_length,
+            frequency_patch_size=config.frequency_patch_size,
+            time_patch_size=config.time_patch_size,
             frequency_stride=config.frequency_stride,
             time_stride=config.time_stride,
             num_labels=num_labels,
@@ -175,10 +183,17 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
             _audioset_init(model, config)
         elif config.imagenet_pretrain:
             path = config.pretrained_path or None
-            if path is None and config.model_size == PROXY_MODEL_SIZE:
+            if path is None and config.imagenet_source:
+                path = imagenet_source_path(config.imagenet_source)  # raises with the URL
+            elif path is None and config.model_size == PROXY_MODEL_SIZE:
                 ensure_proxy(runtime)
             state_dict = load_imagenet_state_dict(config.model_size, path)
-            imagenet_init(model, state_dict, pos_mode=config.pos_embed_mode)
+            imagenet_init(
+                model,
+                state_dict,
+                pos_mode=config.pos_embed_mode,
+                channel_mode=config.channel_merge,
+            )
     return model
 
 

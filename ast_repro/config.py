@@ -1,9 +1,10 @@
 """Training recipes: one frozen, flat, validated config per run (original_ast.md section 2).
 
 The original passes its hyperparameters through `egs/*/run*.sh` into `src/run.py`. Here a
-run is a `TrainConfig` of flat scalars (nanoGPT style). `RECIPES` holds the paper's recipes
-(AudioSet full and balanced, ESC-50 as AST-P and AST-S, Speech Commands V2-35) and tiny
-`smoke_*` variants for CPU minutes, each a small override set over the defaults.
+run is a `TrainConfig` of flat scalars (nanoGPT style). `RECIPES` (`ast_repro.recipes`)
+holds the paper's recipes (AudioSet full and balanced, ESC-50 as AST-P and AST-S, Speech
+Commands V2-35) and tiny `smoke_*` variants for CPU minutes, each a small override set over
+the defaults.
 
 `resolve(recipe, overrides)` is the one way to build a config, used by the command line
 (`--set key=value`) and by notebooks (a dict): an unknown key is an error naming the key and
@@ -19,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ast_repro.features import AUDIOSET_STATS, ESC50_STATS, SPEECHCOMMANDS_STATS, NormStats
+from ast_repro.features import AUDIOSET_STATS, NormStats
+from ast_repro.pretrained import IMAGENET_SOURCES
+from ast_repro.recipes import RECIPES
 
 # Allowed values of the string fields that select code paths.
 DATASETS = ("audioset", "esc50", "speechcommands")
@@ -29,10 +32,16 @@ LOSSES = ("bce", "ce")
 METRICS = ("mAP", "acc")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FRONTENDS = ("worker", "device")
-MODEL_SIZES = ("tiny224", "small224", "base224", "base384", "test")
+MODEL_SIZES = ("tiny224", "small224", "base224", "base384", "large384", "test")
+# ViT-Large has no DeiT release: its ImageNet weights are a Table 3 `imagenet_source`.
+SOURCE_ONLY_SIZES = ("large384",)
 # ImageNet positional-embedding adaptation (ast_repro.weights.adapt_pos_embed; paper Table 4):
 # "ast" is the original's centre cut and bilinear interpolation.
 POS_EMBED_MODES = ("ast", "bilinear", "nearest", "reinit")
+# The RGB patch kernel made one channel (ast_repro.weights.adapt_patch_kernel; paper 2.2).
+CHANNEL_MERGES = ("sum", "average")
+# The patch side of every ImageNet model here (ast_repro.model.DEIT_PATCH_SIZE).
+IMAGENET_PATCH_SIZE = 16
 # ESC-50 is scored by 5-fold cross-validation (original_ast.md section 2.3).
 ESC50_ALL_FOLDS = "1,2,3,4,5"
 
@@ -68,10 +77,14 @@ class TrainConfig:
     waveform_cache: bool = False
     # model (original_ast.md 4): DeiT base 384, 16 x 16 patches at stride 10
     model_size: str = "base384"
+    frequency_patch_size: int = IMAGENET_PATCH_SIZE  # other shapes: Table 6, no pretraining
+    time_patch_size: int = IMAGENET_PATCH_SIZE
     frequency_stride: int = 10
     time_stride: int = 10
     imagenet_pretrain: bool = True
+    imagenet_source: str = ""  # Table 3's weights by timm name; empty: the size's own DeiT
     pos_embed_mode: str = "ast"  # how ImageNet's 24 x 24 positions become the audio grid
+    channel_merge: str = "sum"  # RGB kernel -> one channel: the code's sum, the text's average
     audioset_pretrain: bool = False
     pretrained_path: str = ""  # local DeiT / AudioSet weights; empty: the default location
     gradient_checkpointing: bool = False
@@ -124,13 +137,16 @@ class TrainConfig:
             "frontend": FRONTENDS,
             "model_size": MODEL_SIZES,
             "pos_embed_mode": POS_EMBED_MODES,
+            "channel_merge": CHANNEL_MERGES,
+            "imagenet_source": ("", *IMAGENET_SOURCES),
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of {allowed}")
         # lrscheduler_start >= 1: MultiStepLR would apply a milestone 0 at construction
         positive = ("frequency_stride", "time_stride", "target_length", "num_mel_bins",
-                    "batch_size", "epochs", "lrscheduler_start", "lrscheduler_step")  # fmt: skip
+                    "batch_size", "epochs", "lrscheduler_start", "lrscheduler_step",
+                    "frequency_patch_size", "time_patch_size")  # fmt: skip
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -151,17 +167,47 @@ class TrainConfig:
                 f"weight averaging needs 1 <= wa_start <= wa_end <= epochs, got "
                 f"{self.wa_start}..{self.wa_end} with epochs={self.epochs}"
             )
+        patch = (self.frequency_patch_size, self.time_patch_size)
+        if patch[0] > self.num_mel_bins or patch[1] > self.target_length:
+            raise ConfigError(
+                f"a {patch[0]} x {patch[1]} patch does not fit "
+                f"num_mel_bins={self.num_mel_bins} x target_length={self.target_length}"
+            )
         if self.audioset_pretrain and not self.imagenet_pretrain:
             # original src/models/ast_models.py asserts the same
             raise ConfigError("audioset_pretrain=True requires imagenet_pretrain=True")
-        if self.pos_embed_mode != "ast" and (self.audioset_pretrain or not self.imagenet_pretrain):
-            raise ConfigError(
-                f"pos_embed_mode={self.pos_embed_mode!r} adapts ImageNet weights: it needs "
-                "imagenet_pretrain=True and audioset_pretrain=False"
-            )
+        self._check_imagenet_keys()
         for fold in self.fold_list():
             if fold not in range(1, 6):
                 raise ConfigError(f"folds={self.folds!r}: ESC-50 folds are 1..5")
+
+    def _check_imagenet_keys(self) -> None:
+        """The keys that choose and adapt ImageNet weights (paper Tables 3, 4 and 6)."""
+        adapts = self.imagenet_pretrain and not self.audioset_pretrain
+        for key, default in (("pos_embed_mode", "ast"), ("channel_merge", "sum"),
+                             ("imagenet_source", "")):  # fmt: skip
+            if getattr(self, key) != default and not adapts:
+                raise ConfigError(
+                    f"{key}={getattr(self, key)!r} adapts ImageNet weights: it needs "
+                    "imagenet_pretrain=True and audioset_pretrain=False"
+                )
+        patch = (self.frequency_patch_size, self.time_patch_size)
+        if self.imagenet_pretrain and patch != (IMAGENET_PATCH_SIZE, IMAGENET_PATCH_SIZE):
+            raise ConfigError(
+                f"{patch[0]} x {patch[1]} patches have no ImageNet weights (16 x 16); the "
+                "paper trains other shapes from scratch (Table 6): set imagenet_pretrain=false"
+            )
+        needed = IMAGENET_SOURCES[self.imagenet_source].model_size if self.imagenet_source else ""
+        if needed not in ("", self.model_size):
+            raise ConfigError(
+                f"imagenet_source={self.imagenet_source!r} needs model_size={needed!r} "
+                f"(its width and depth), not {self.model_size!r}"
+            )
+        if adapts and not self.imagenet_source and self.model_size in SOURCE_ONLY_SIZES:
+            raise ConfigError(
+                f"model_size={self.model_size!r} has no DeiT weights: set imagenet_source (one "
+                f"of {', '.join(IMAGENET_SOURCES)}) or imagenet_pretrain=false"
+            )
 
     def fold_list(self) -> list[int]:
         """The ESC-50 folds as integers (empty for other datasets)."""
@@ -206,113 +252,6 @@ def _check_keys(values: Mapping[str, Any]) -> None:
             close = difflib.get_close_matches(key, FIELD_TYPES, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown config key {key!r}{hint}")
-
-
-def _stats(stats: NormStats) -> dict[str, float]:
-    return {"norm_mean": stats.mean, "norm_std": stats.std}
-
-
-# The original's recipes: egs/audioset/run.sh, egs/esc50/run_esc.sh and
-# egs/speechcommands/run_sc.sh (original_ast.md section 2.2), as overrides of the defaults.
-_AUDIOSET_FULL: dict[str, Any] = {
-    "dataset": "audioset",
-    "train_split": "train_full",
-    **_stats(AUDIOSET_STATS),
-    "balanced_sampler": True,
-    "wa": True,
-    "wa_start": 1,
-    "wa_end": 5,
-}
-_AUDIOSET_BALANCED: dict[str, Any] = {
-    **_AUDIOSET_FULL,
-    "train_split": "train",
-    "balanced_sampler": False,
-    "lr": 5e-5,
-    "epochs": 25,
-    "lrscheduler_start": 10,
-    "lrscheduler_step": 5,
-    "wa_start": 6,
-    "wa_end": 25,
-}
-_ESC50: dict[str, Any] = {
-    "dataset": "esc50",
-    **_stats(ESC50_STATS),
-    "target_length": 512,
-    "freqm": 24,
-    "timem": 96,
-    "mixup": 0.0,
-    "batch_size": 48,
-    "lr": 1e-5,
-    "epochs": 25,
-    "lrscheduler_start": 5,
-    "lrscheduler_step": 1,
-    "lrscheduler_decay": 0.85,
-    "warmup": False,
-    "loss": "ce",
-    "metric": "acc",
-    "audioset_pretrain": True,
-    "save_model": False,
-}
-_SPEECHCOMMANDS: dict[str, Any] = {
-    "dataset": "speechcommands",
-    **_stats(SPEECHCOMMANDS_STATS),
-    "target_length": 128,
-    "freqm": 48,
-    "timem": 48,
-    # NOTE: run_sc.sh says mixup 0.6 while the released log of the 98.12% run used 0.5
-    # (original_ast.md 2.2). We follow the script, as for every other value (its scheduler
-    # too); `--set mixup=0.5` repeats the logged run.
-    "mixup": 0.6,
-    "batch_size": 128,
-    "lr": 2.5e-4,
-    "epochs": 30,
-    "lrscheduler_start": 5,
-    "lrscheduler_step": 1,
-    "lrscheduler_decay": 0.85,
-    "warmup": False,
-    "loss": "bce",
-    "metric": "acc",
-    "noise": True,
-    "select_best": True,
-}
-
-# Smoke variants: the same code path on CPU in minutes, on the offline twins, with the tiny
-# `test` model whose ImageNet stand-in is the digits proxy (ast_repro.proxy_pretrain).
-_SMOKE: dict[str, Any] = {
-    "profile": "smoke",
-    "model_size": "test",
-    "num_workers": 0,
-    "epochs": 2,
-    "batch_size": 8,
-}
-
-RECIPES: dict[str, dict[str, Any]] = {
-    "audioset_full": _AUDIOSET_FULL,
-    "audioset_balanced": _AUDIOSET_BALANCED,
-    "esc50": _ESC50,
-    "esc50_imagenet": {**_ESC50, "audioset_pretrain": False, "lr": 1e-4},
-    "speechcommands": _SPEECHCOMMANDS,
-    # AudioSet smoke: the warm-up staircase spans 1000 steps and keeps lr at 0 for the first
-    # 50, longer than a whole smoke run on the twin, so it is off here.
-    "smoke_audioset_full": {**_AUDIOSET_FULL, **_SMOKE, "target_length": 256, "timem": 48,
-                            "lr": 1e-3, "warmup": False, "wa_start": 1, "wa_end": 2},
-    "smoke_audioset_balanced": {**_AUDIOSET_BALANCED, **_SMOKE, "target_length": 256,
-                                "timem": 48, "lr": 1e-3, "warmup": False, "lrscheduler_start": 1,
-                                "lrscheduler_step": 1, "epochs": 3, "wa_start": 2, "wa_end": 3},
-    # The smoke profile has no AudioSet model of the `test` size to start from: pass
-    # `audioset_pretrain=true pretrained_path=<a smoke_audioset run's checkpoint>` to chain.
-    "smoke_esc50": {**_ESC50, **_SMOKE, "audioset_pretrain": False, "folds": "1,2",
-                    "lr": 1e-3, "lrscheduler_start": 1, "epochs": 3},
-    "smoke_esc50_imagenet": {**_ESC50, **_SMOKE, "audioset_pretrain": False, "folds": "1,2",
-                             "lr": 1e-3, "lrscheduler_start": 1, "epochs": 3},
-    # Speech Commands smoke: 16 clips per word from 16 voices, tested on 2 unheard voices.
-    # At this size the tiny model learns only with cross entropy (with BCE over 35 classes
-    # it settles on the class prior) and without mixup and masks (they slow it several
-    # fold); 40 epochs take about 70 s on 2 CPU cores and reach 0.37 test accuracy (chance 0.03).
-    "smoke_speechcommands": {**_SPEECHCOMMANDS, **_SMOKE, "loss": "ce", "mixup": 0.0,
-                             "freqm": 0, "timem": 0, "batch_size": 16, "lr": 1e-3,
-                             "epochs": 40, "lrscheduler_start": 30},
-}  # fmt: skip
 
 
 def parse_value(key: str, text: str) -> Any:

@@ -129,7 +129,16 @@ def from_hf_state_dict(
 def to_hf_config(
     config: ASTConfig, *, id2label: Mapping[int, str] | None = None
 ) -> transformers.ASTConfig:
-    """transformers' config for an `ASTConfig` (its one eps is the blocks' eps)."""
+    """transformers' config for an `ASTConfig` (its one eps is the blocks' eps).
+
+    Raises:
+        ConversionError: the patches are not square (transformers has one `patch_size`).
+    """
+    if config.frequency_patch_size != config.time_patch_size:
+        raise ConversionError(
+            f"transformers' ASTConfig has square patches only; this model's patches are "
+            f"{config.frequency_patch_size} x {config.time_patch_size} (frequency x time)"
+        )
     if id2label is not None and len(id2label) != config.num_labels:
         raise ValueError(f"id2label has {len(id2label)} names for {config.num_labels} labels")
     extra = {} if id2label is None else {"id2label": {int(k): v for k, v in id2label.items()}}
@@ -142,7 +151,7 @@ def to_hf_config(
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
         layer_norm_eps=config.layer_norm_eps,
-        patch_size=config.patch_size,
+        patch_size=config.frequency_patch_size,
         qkv_bias=True,
         frequency_stride=config.frequency_stride,
         time_stride=config.time_stride,
@@ -168,6 +177,9 @@ def to_hf(
         example_input: (B, T, F) spectrograms; when given, both models' logits must agree
             within `atol` or `ConversionError` is raised.
         atol: tolerance of that check.
+
+    Raises:
+        ConversionError: the patches are not square (a Table 6 shape), or the logits differ.
     """
     with torch.device("meta"):  # no random init: every tensor is assigned below
         hf_model = _transformers().ASTForAudioClassification(
@@ -214,7 +226,8 @@ def from_hf(
     config = ASTConfig(
         num_mel_bins=hf_config.num_mel_bins,
         max_length=hf_config.max_length,
-        patch_size=hf_config.patch_size,
+        frequency_patch_size=hf_config.patch_size,
+        time_patch_size=hf_config.patch_size,
         frequency_stride=hf_config.frequency_stride,
         time_stride=hf_config.time_stride,
         hidden_size=hf_config.hidden_size,

@@ -1,11 +1,12 @@
 """The Audio Spectrogram Transformer (paper section 2; original `src/models/ast_models.py`).
 
 A (B, T, F) log-mel spectrogram is cut into 16 x 16 patches with separate frequency and time
-strides (the overlap of paper section 2.2, Table 5), projected to D dimensions, prefixed with
-the cls and distillation tokens of DeiT, given a learned positional embedding and passed
-through pre-norm transformer blocks (timm's `Block`, attention through PyTorch's
-`scaled_dot_product_attention`). The final outputs of the two prefix tokens are averaged and
-classified by LayerNorm + Linear (original_ast.md section 4.5).
+strides (the overlap of paper section 2.2, Table 5; other patch shapes for Table 6),
+projected to D dimensions, prefixed with the cls and distillation tokens of DeiT, given a
+learned positional embedding and passed through pre-norm transformer blocks (timm's
+`Block`, attention through PyTorch's `scaled_dot_product_attention`). The final outputs of
+the two prefix tokens are averaged and classified by LayerNorm + Linear (original_ast.md
+section 4.5).
 
 Parameter names follow the original checkpoints with `module.v.` and `module.` removed, so
 the adapters in `ast_repro.weights` and `ast_repro.hf` are plain renames.
@@ -48,7 +49,9 @@ class ModelSize:
     Attributes:
         hidden_size, num_hidden_layers, num_attention_heads: transformer width, depth, heads.
         source_grid: (rows, cols) patch grid of the ImageNet positional embedding.
-        timm_name: timm model (with pretrained tag) holding the ImageNet weights, or None.
+        timm_name: timm model (with pretrained tag) holding the size's own ImageNet
+            weights; None for `test` (the digits proxy) and `large384` (no DeiT: its
+            weights are a Table 3 source, `ast_repro.pretrained.IMAGENET_SOURCES`).
         deit_file: file name of the released weights under `DEIT_URL_BASE`, or None.
     """
 
@@ -66,6 +69,8 @@ class ModelSize:
 
 # original_ast.md 4.1. `test` is a tiny size for CPU tests and smoke runs; its ImageNet
 # stand-in is the digits proxy of `ast_repro.proxy_pretrain` (48 x 48 images, 3 x 3 grid).
+# `large384` has no DeiT release: its weights are the `vit_large_patch16_384` source of
+# `ast_repro.pretrained.IMAGENET_SOURCES` (paper Table 3).
 MODEL_SIZES: dict[str, ModelSize] = {
     f"{width}{resolution}": ModelSize(
         hidden_size=hidden,
@@ -82,6 +87,14 @@ MODEL_SIZES: dict[str, ModelSize] = {
         ("base", 384, 768, 12, "d0272ac0"),
     ]
 }
+MODEL_SIZES["large384"] = ModelSize(  # timm `vit_large_patch16_384`
+    hidden_size=1024,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    source_grid=(24, 24),
+    timm_name=None,
+    deit_file=None,
+)
 MODEL_SIZES["test"] = ModelSize(
     hidden_size=64,
     num_hidden_layers=2,
@@ -98,13 +111,16 @@ _SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads")
 class ASTConfig:
     """Architecture of an AST (transformers' names; defaults are the paper's AudioSet model).
 
-    The patch grid is arithmetic: `(n - patch_size) // stride + 1` along each axis, e.g.
-    12 x 101 = 1212 patches for 128 x 1024 at stride 10.
+    The patch grid is arithmetic (`patches_along` on each axis), e.g. 12 x 101 = 1212
+    patches for 128 x 1024 at stride 10. Patches are frequency_patch_size x time_patch_size,
+    16 x 16 as DeiT's unless a Table 6 shape is asked for (transformers' config has one
+    square `patch_size`).
     """
 
     num_mel_bins: int = 128
     max_length: int = 1024
-    patch_size: int = DEIT_PATCH_SIZE
+    frequency_patch_size: int = DEIT_PATCH_SIZE
+    time_patch_size: int = DEIT_PATCH_SIZE
     frequency_stride: int = 10
     time_stride: int = 10
     hidden_size: int = 768
@@ -125,11 +141,11 @@ class ASTConfig:
                 raise TypeError(f"ASTConfig.{field.name} must be {field.type}, got {value!r}")
             if field.type != "bool" and value <= 0:
                 raise ValueError(f"ASTConfig.{field.name} must be positive, got {value!r}")
-        for axis in ("num_mel_bins", "max_length"):
-            if getattr(self, axis) < self.patch_size:
+        for axis, patch in (("num_mel_bins", "frequency"), ("max_length", "time")):
+            if getattr(self, axis) < getattr(self, f"{patch}_patch_size"):
                 raise ValueError(
                     f"ASTConfig.{axis}={getattr(self, axis)} is smaller than "
-                    f"patch_size={self.patch_size}"
+                    f"{patch}_patch_size={getattr(self, f'{patch}_patch_size')}"
                 )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
@@ -143,12 +159,17 @@ class ASTConfig:
             )
 
     @property
+    def patch_shape(self) -> tuple[int, int]:
+        """(frequency, time) size of one patch in mel bins and frames."""
+        return self.frequency_patch_size, self.time_patch_size
+
+    @property
     def frequency_patches(self) -> int:
-        return (self.num_mel_bins - self.patch_size) // self.frequency_stride + 1
+        return patches_along(self.num_mel_bins, self.frequency_patch_size, self.frequency_stride)
 
     @property
     def time_patches(self) -> int:
-        return (self.max_length - self.patch_size) // self.time_stride + 1
+        return patches_along(self.max_length, self.time_patch_size, self.time_stride)
 
     @property
     def num_patches(self) -> int:
@@ -168,12 +189,33 @@ class ASTConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ASTConfig:
-        """Build a config from a dict (e.g. one saved in a checkpoint); unknown keys are errors."""
+        """Build a config from a dict (e.g. one saved in a checkpoint); unknown keys are errors.
+
+        A square `patch_size`, as saved before patches could be rectangular, sets both sides.
+        """
+        values = dict(values)
+        if "patch_size" in values:
+            side = values.pop("patch_size")
+            values = {"frequency_patch_size": side, "time_patch_size": side, **values}
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise KeyError(f"unknown ASTConfig keys: {', '.join(unknown)}")
         return cls(**values)
+
+
+def patches_along(length: int, patch: int, stride: int) -> int:
+    """Patches along one axis of `length` frames or mel bins (paper section 2.1).
+
+    The one place of the grid arithmetic, `(length - patch) // stride + 1` (the original's
+    `ASTModel.get_shape` runs a dummy conv): 101 for 1024 frames at patch 16 and stride 10.
+
+    Raises:
+        ValueError: the patch is longer than the axis, or a size is not positive.
+    """
+    if min(length, patch, stride) < 1 or patch > length:
+        raise ValueError(f"no patch of {patch} fits {length} at stride {stride}")
+    return (length - patch) // stride + 1
 
 
 def size_config(size: str, **overrides: Any) -> ASTConfig:
@@ -209,16 +251,18 @@ class ASTOutput(NamedTuple):
 
 
 class PatchEmbed(nn.Module):
-    """16 x 16 patches with separate frequency and time strides, one input channel.
+    """(frequency, time) patches with separate strides, one input channel (16 x 16 by default).
 
     timm's `PatchEmbed` ties the stride to the patch size and checks the image size, so the
     AST needs its own (the original also replaced timm's, original_ast.md 4.1).
     """
 
-    def __init__(self, *, patch_size: int, frequency_stride: int, time_stride: int, dim: int):
+    def __init__(
+        self, *, patch_shape: tuple[int, int], frequency_stride: int, time_stride: int, dim: int
+    ):
         super().__init__()
         self.proj = nn.Conv2d(
-            1, dim, kernel_size=(patch_size, patch_size), stride=(frequency_stride, time_stride)
+            1, dim, kernel_size=patch_shape, stride=(frequency_stride, time_stride)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -240,7 +284,7 @@ class AST(nn.Module):
         dim = config.hidden_size
         self.gradient_checkpointing = config.gradient_checkpointing
         self.patch_embed = PatchEmbed(
-            patch_size=config.patch_size,
+            patch_shape=config.patch_shape,
             frequency_stride=config.frequency_stride,
             time_stride=config.time_stride,
             dim=dim,
@@ -352,7 +396,8 @@ def create_model(size: str = "base384", **overrides: Any) -> AST:
     """Build a freshly initialized AST of a named size.
 
     Args:
-        size: a key of `MODEL_SIZES` (`tiny224`, `small224`, `base224`, `base384`, `test`).
+        size: a key of `MODEL_SIZES` (`tiny224`, `small224`, `base224`, `base384`,
+            `large384`, `test`).
         **overrides: other `ASTConfig` fields, e.g. `max_length=512, num_labels=50`.
     """
     return AST(size_config(size, **overrides))
@@ -379,7 +424,7 @@ def forward_flops(config: ASTConfig) -> int:
     """
     patches, dim, hidden = config.num_patches, config.hidden_size, config.intermediate_size
     tokens = patches + NUM_PREFIX_TOKENS
-    embed = 2 * patches * config.patch_size**2 * dim
+    embed = 2 * patches * config.frequency_patch_size * config.time_patch_size * dim
     # qkv (3 D x D) and output projection (D x D), QK^T and AV (L x L x D each), MLP (2 D x I)
     block = 2 * tokens * (4 * dim * dim + 2 * dim * hidden) + 4 * tokens * tokens * dim
     return embed + config.num_hidden_layers * block + 2 * dim * config.num_labels

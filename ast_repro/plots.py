@@ -1,15 +1,25 @@
-"""Figures the notebooks show, kept here so notebooks hold no function definitions."""
+"""Figures the notebooks show, kept here so notebooks hold no function definitions.
+
+Spectrograms and waveforms (notebooks 00-01); positional grids, patch grids, metrics per
+ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.axes import Axes
+from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
 
 from ast_repro.features import FRAME_SHIFT_MS
+from ast_repro.model import patches_along
 
 
 def spectrogram(ax: Axes, fbank: torch.Tensor, *, title: str = "", colorbar: bool = True) -> None:
@@ -61,3 +71,183 @@ def grid(rows: int, cols: int, *, width: float = 4.0, height: float = 2.6) -> tu
 
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     return fig, axes
+
+
+def pos_embed_grid(
+    ax: Axes,
+    pos_embed: torch.Tensor,
+    grid: tuple[int, int],
+    *,
+    reference: tuple[int, int] | None = None,
+    title: str = "",
+) -> AxesImage:
+    """Draw how similar each position of a positional grid is to one reference position.
+
+    The cosine similarity to the reference cell shows what the adaptation of paper section
+    2.2 (Table 4) does: a 24 x 24 ImageNet grid cut and interpolated to 12 x 101 keeps its
+    smooth neighbourhoods, a re-initialized one has none.
+
+    Args:
+        pos_embed: (1, H * W, D) or (H * W, D) grid tokens, frequency-major, without the
+            cls/dist positions (e.g. `model.pos_embed[:, 2:]`).
+        grid: (H, W) = (frequency rows, time columns).
+        reference: (row, col) compared with; default the centre cell, marked with a cross.
+        title: axes title.
+
+    Returns:
+        The image, (H, W) similarities in [-1, 1].
+
+    Raises:
+        ValueError: the tokens are not H * W.
+    """
+    tokens = pos_embed.detach().cpu().float().reshape(-1, pos_embed.shape[-1])  # (H * W, D)
+    rows, cols = grid
+    if tokens.shape[0] != rows * cols:
+        raise ValueError(f"{tokens.shape[0]} positions do not form the grid {rows} x {cols}")
+    row, col = reference if reference is not None else (rows // 2, cols // 2)
+    similarity = F.cosine_similarity(tokens, tokens[row * cols + col][None], dim=1)
+    image = ax.imshow(similarity.reshape(rows, cols).numpy(), origin="lower", aspect="auto",
+                      cmap="RdBu_r", vmin=-1, vmax=1)  # fmt: skip
+    ax.plot(col, row, marker="x", color="black")
+    ax.set_xlabel("time patch")
+    ax.set_ylabel("frequency patch")
+    ax.set_title(title or f"{rows} x {cols}: cosine similarity to ({row}, {col})")
+    return image
+
+
+# The first patch and its neighbours along time and along frequency: (row, col) -> colour.
+_HIGHLIGHTS = {(0, 0): "tab:cyan", (0, 1): "tab:green", (1, 0): "tab:orange"}
+
+
+def patch_grid(
+    ax: Axes,
+    fbank: torch.Tensor,
+    patch: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    *,
+    title: str = "",
+) -> tuple[int, int]:
+    """Draw a spectrogram with the outline of every patch the AST cuts from it.
+
+    The first patch and its neighbours along time and frequency are filled, so the overlap
+    of paper Table 5 (stride below the patch side) and the shapes of Table 6 are visible.
+
+    Args:
+        fbank: (T, F) log-mel spectrogram.
+        patch: patch side, or (frequency, time) sides, in mel bins and frames.
+        stride: step, or (frequency, time) steps.
+        title: axes title; default the patch, stride and patch count.
+
+    Returns:
+        (frequency patches, time patches), from `ast_repro.model.patches_along`.
+    """
+    (patch_f, patch_t), (stride_f, stride_t) = _pair(patch), _pair(stride)
+    frames, bins = fbank.shape
+    rows, cols = patches_along(bins, patch_f, stride_f), patches_along(frames, patch_t, stride_t)
+    spectrogram(ax, fbank, colorbar=False)
+    second = FRAME_SHIFT_MS / 1000  # frames -> seconds on the x axis
+    outlines = [Rectangle((c * stride_t * second, r * stride_f), patch_t * second, patch_f)
+                for r in range(rows) for c in range(cols)]  # fmt: skip
+    ax.add_collection(PatchCollection(outlines, facecolor="none", edgecolor="white",
+                                      linewidth=0.3, alpha=0.5))  # fmt: skip
+    for (r, c), color in _HIGHLIGHTS.items():
+        if r < rows and c < cols:
+            ax.add_patch(Rectangle((c * stride_t * second, r * stride_f), patch_t * second,
+                                   patch_f, facecolor=color, alpha=0.5))  # fmt: skip
+    ax.set_title(title or f"{patch_f} x {patch_t} patches, stride {stride_f}/{stride_t}: "
+                          f"{rows} x {cols} = {rows * cols}")  # fmt: skip
+    return rows, cols
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def variant_metrics(
+    ax: Axes,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    metric: str,
+    variant: str = "variant",
+    paper: Mapping[str, float] | None = None,
+    title: str = "",
+) -> dict[str, float]:
+    """Bar of the mean per variant with one dot per seed (and the paper's value, if given).
+
+    Args:
+        rows: one mapping per run, e.g. a grid's table as records; rows whose `metric` is
+            missing or None (unfinished runs) are left out.
+        metric: the column plotted, e.g. "mAP".
+        variant: the column naming the variant; variants keep their first-seen order.
+        paper: variant -> the paper's number, drawn as a black bar labelled "paper".
+        title: axes title.
+
+    Returns:
+        variant -> mean of its runs.
+    """
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get(metric) is not None:
+            values.setdefault(str(row[variant]), []).append(float(row[metric]))
+    means = {name: float(np.mean(runs)) for name, runs in values.items()}
+    positions = np.arange(len(means))
+    ax.bar(positions, list(means.values()), width=0.6, alpha=0.4, label="mean")
+    for x, runs in zip(positions, values.values(), strict=True):
+        offsets = np.linspace(-0.15, 0.15, len(runs)) if len(runs) > 1 else np.zeros(1)
+        ax.scatter(x + offsets, runs, color="black", s=12, zorder=3)
+    if paper:
+        known = [(x, paper[name]) for x, name in enumerate(means) if name in paper]
+        if known:
+            xs, ys = zip(*known, strict=True)
+            ax.scatter(xs, ys, marker="_", s=400, color="tab:red", zorder=4, label="paper")
+    ax.set_xticks(positions, list(means), rotation=30, ha="right")
+    ax.set_ylabel(metric)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return means
+
+
+def cost_vs_patches(
+    ax: Axes,
+    patches: Sequence[int],
+    cost: Sequence[float],
+    *,
+    labels: Sequence[str] | None = None,
+    ylabel: str = "GFLOPs per clip",
+    title: str = "",
+) -> np.ndarray:
+    """Plot a cost against the number of patches with its quadratic fit (paper Table 5).
+
+    Self-attention grows with the square of the patch count and the rest of the model
+    linearly, so `a N^2 + b N + c` describes both FLOPs and measured time.
+
+    Args:
+        patches: patch counts N, e.g. 512, 657, 850, 1212 for strides 16, 14, 12, 10.
+        cost: the cost at each count (FLOPs, seconds, memory).
+        labels: a text per point, e.g. "stride 10".
+        ylabel: what `cost` is, with its unit.
+        title: axes title.
+
+    Returns:
+        (a, b, c), the least-squares fit (needs 3 points or more).
+
+    Raises:
+        ValueError: fewer than 3 points, or lengths that differ.
+    """
+    n, y = np.asarray(patches, dtype=float), np.asarray(cost, dtype=float)
+    if n.shape != y.shape or n.size < 3:
+        raise ValueError(f"need 3 or more (patches, cost) pairs, got {n.size} and {y.size}")
+    coefficients = np.polyfit(n, y, deg=2)
+    ax.scatter(n, y, zorder=3)
+    curve = np.linspace(0, n.max() * 1.05, 100)
+    ax.plot(curve, np.polyval(coefficients, curve), linestyle="--", color="gray",
+            label="a N² + b N + c")  # fmt: skip
+    for x, value, text in zip(n, y, labels, strict=True) if labels is not None else ():
+        ax.annotate(text, (x, value), textcoords="offset points", xytext=(4, -10))
+    ax.set_xlabel("patches per clip")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return coefficients

@@ -239,6 +239,13 @@ def imagenet_init(
                           "cls_token"], source)  # fmt: skip
     _check_width(model, state_dict, source)
     _require(state_dict, _backbone_keys(model), source)
+    kernel = tuple(state_dict["patch_embed.proj.weight"].shape[-2:])
+    if kernel != model.config.patch_shape:
+        raise WeightsError(
+            f"{source}: its patches are {kernel[0]} x {kernel[1]}, the model's "
+            f"{model.config.frequency_patch_size} x {model.config.time_patch_size}; the paper "
+            "trains other patch shapes without pretraining (Table 6)"
+        )
     distilled = "dist_token" in state_dict
     num_prefix = 2 if distilled else 1
     pos_embed = state_dict["pos_embed"]  # (1, prefix + H * W, D)

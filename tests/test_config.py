@@ -220,3 +220,70 @@ def test_pos_embed_modes_are_those_of_the_weights_module() -> None:
 
     assert POS_EMBED_MODES == get_args(PosMode)
     assert resolve("audioset_balanced", {"pos_embed_mode": "reinit"}).pos_embed_mode == "reinit"
+
+
+def test_channel_merges_sizes_and_patch_side_are_those_of_the_library() -> None:
+    from typing import get_args
+
+    from ast_repro import model
+    from ast_repro.config import CHANNEL_MERGES, IMAGENET_PATCH_SIZE, MODEL_SIZES
+    from ast_repro.weights import CHANNEL_MODES, ChannelMode
+
+    assert CHANNEL_MERGES == CHANNEL_MODES == get_args(ChannelMode)
+    assert set(MODEL_SIZES) == set(model.MODEL_SIZES)
+    assert IMAGENET_PATCH_SIZE == model.DEIT_PATCH_SIZE
+
+
+# Paper Tables 3 and 6 and the channel merge, as overrides of the balanced AudioSet recipe.
+ABLATIONS = [
+    ({"imagenet_source": "deit_base_patch16_384"}, "base384"),
+    ({"imagenet_source": "vit_base_patch16_384", "channel_merge": "average"}, "base384"),
+    ({"imagenet_source": "vit_large_patch16_384", "model_size": "large384",
+      "frequency_stride": 16, "time_stride": 16}, "large384"),
+    ({"imagenet_pretrain": False, "frequency_patch_size": 128, "time_patch_size": 2,
+      "frequency_stride": 128, "time_stride": 2}, "base384"),
+    ({"imagenet_pretrain": False, "model_size": "large384"}, "large384"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "size"), ABLATIONS)
+def test_ablation_overrides_resolve(overrides: dict, size: str) -> None:
+    config = resolve("audioset_balanced", overrides)
+    assert config.model_size == size
+    assert {key: getattr(config, key) for key in overrides} == overrides
+    command_line = [f"{key}={value}" for key, value in overrides.items()]
+    assert resolve("audioset_balanced", command_line) == config
+
+
+def test_new_keys_default_to_the_original_model() -> None:
+    config = resolve("audioset_full")
+    assert (config.imagenet_source, config.channel_merge) == ("", "sum")
+    assert (config.frequency_patch_size, config.time_patch_size) == (16, 16)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "pattern"),
+    [
+        ("audioset_balanced", {"channel_merge": "max"}, r"channel_merge='max' is not one of"),
+        ("audioset_balanced", {"imagenet_source": "vit_huge"},
+         r"imagenet_source='vit_huge' is not one of .*vit_base_patch16_384.*vit_large_patch16_384"
+         r".*deit_base_patch16_384.*deit_base_distilled_patch16_384"),
+        ("audioset_balanced", {"imagenet_source": "vit_large_patch16_384"},
+         r"needs model_size='large384' \(its width and depth\), not 'base384'"),
+        ("audioset_balanced", {"model_size": "large384"},
+         r"'large384' has no DeiT weights: set imagenet_source"),
+        ("audioset_balanced", {"channel_merge": "average", "imagenet_pretrain": False},
+         r"channel_merge='average' adapts ImageNet weights"),
+        ("esc50", {"imagenet_source": "deit_base_patch16_384"},
+         r"imagenet_source='deit_base_patch16_384' adapts ImageNet weights.*audioset_pretrain"),
+        ("audioset_balanced", {"frequency_patch_size": 128, "time_patch_size": 2},
+         r"128 x 2 patches have no ImageNet weights.*Table 6.*imagenet_pretrain=false"),
+        ("audioset_balanced", {"imagenet_pretrain": False, "time_patch_size": 2048},
+         r"a 16 x 2048 patch does not fit num_mel_bins=128 x target_length=1024"),
+        ("audioset_balanced", {"frequency_patch_size": 0},
+         r"frequency_patch_size must be at least 1"),
+    ],
+)  # fmt: skip
+def test_ablation_keys_are_validated(recipe: str, overrides: dict, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        resolve(recipe, overrides)

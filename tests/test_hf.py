@@ -207,3 +207,16 @@ def test_keep_imagenet_heads_is_dropped_by_the_conversion():
     assert not back.config.keep_imagenet_heads
     check_logits(back, to_hf(model), x)
     assert create_model("test", max_length=64).state_dict().keys() == back.state_dict().keys()
+
+
+def test_only_square_patches_convert():
+    # Table 6's 32 x 32 patches are square: transformers' one patch_size holds them.
+    square = size_config("test", max_length=64, frequency_patch_size=32, time_patch_size=32,
+                         frequency_stride=32, time_stride=32, num_labels=2)  # fmt: skip
+    model = _random_model(square)
+    hf_model = to_hf(model, example_input=_spectrograms(square))
+    assert hf_model.config.patch_size == 32
+    assert from_hf(hf_model).config == square
+    slices = size_config("test", max_length=64, frequency_patch_size=128, time_patch_size=2)
+    with pytest.raises(ConversionError, match=r"square patches only.*128 x 2"):
+        to_hf(AST(slices))

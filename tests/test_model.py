@@ -18,6 +18,7 @@ from ast_repro.model import (
     count_parameters,
     create_model,
     forward_flops,
+    patches_along,
     size_config,
 )
 
@@ -30,6 +31,9 @@ GRIDS = [
     (10, 512, 12, 50, 600),
     (10, 128, 12, 12, 144),
 ]
+
+# Paper Table 6 (no overlap, 128 x 1024): (frequency patch, time patch) -> patches.
+TABLE6_SHAPES = [((128, 2), 1, 512), ((16, 16), 8, 512), ((32, 32), 4, 128)]
 
 # Parameters logged by the original runs (original_ast.md 2.2): max_length, labels, millions.
 LOGGED_PARAMETERS = [(1024, 527, 88.132), (512, 50, 87.295), (128, 35, 86.933)]
@@ -246,3 +250,69 @@ def test_forward_flops_of_the_paper_model() -> None:
     stride16 = forward_flops(size_config("base384", frequency_stride=16, time_stride=16))
     assert 2.5e11 < paper < 2.7e11
     assert paper / stride16 > 1212 / 512
+
+
+@pytest.mark.parametrize(("shape", "rows", "total"), TABLE6_SHAPES)
+def test_table6_patch_shapes_give_the_papers_counts(shape, rows, total):
+    frequency, time = shape
+    config = size_config(
+        "test", frequency_patch_size=frequency, time_patch_size=time,
+        frequency_stride=frequency, time_stride=time,
+    )  # fmt: skip
+    assert (config.frequency_patches, config.num_patches) == (rows, total)
+    assert config.patch_shape == shape
+    with torch.device("meta"):
+        model = AST(config)
+    assert tuple(model.patch_embed.proj.weight.shape) == (config.hidden_size, 1, *shape)
+    assert model.pos_embed.shape == (1, total + 2, config.hidden_size)
+
+
+def test_patches_along_is_the_one_grid_formula():
+    assert [patches_along(1024, 16, s) for s in (16, 14, 12, 10)] == [64, 73, 85, 101]
+    assert patches_along(128, 128, 128) == 1 and patches_along(1024, 2, 2) == 512
+    with pytest.raises(ValueError, match="no patch of 32 fits 16"):
+        patches_along(16, 32, 10)
+
+
+def test_frame_slices_are_linear_maps_of_consecutive_frames():
+    # Table 6's 128 x 2 patches at stride 2: patch k sees frames 2k and 2k + 1 entire.
+    torch.manual_seed(0)
+    model = create_model(
+        "test", num_mel_bins=32, max_length=16, frequency_patch_size=32, time_patch_size=2,
+        frequency_stride=32, time_stride=2,
+    )  # fmt: skip
+    x = torch.randn(3, 16, 32)  # (B, T, F)
+    with torch.no_grad():
+        embedded = model.patch_embed(x)  # (B, 8, D)
+        weight = model.patch_embed.proj.weight  # (D, 1, F, 2)
+        pairs = x.reshape(3, 8, 2, 32).transpose(2, 3)  # (B, 8, F, 2): frames 2k, 2k + 1
+        expected = pairs.reshape(3, 8, 64) @ weight.reshape(weight.shape[0], 64).T
+        expected = expected + model.patch_embed.proj.bias
+        logits = model(x)
+    torch.testing.assert_close(embedded, expected, atol=1e-5, rtol=1e-5)
+    assert logits.shape == (3, 527)
+
+
+def test_rectangular_config_round_trips_and_old_square_configs_load():
+    config = size_config("test", frequency_patch_size=128, time_patch_size=2)
+    assert ASTConfig.from_dict(config.to_dict()) == config
+    saved = {k: v for k, v in ASTConfig().to_dict().items() if not k.endswith("patch_size")}
+    old = ASTConfig.from_dict({**saved, "patch_size": 16})  # as checkpoints stored it
+    assert old == ASTConfig() and old.patch_shape == (16, 16)
+    with pytest.raises(ValueError, match="max_length=8 is smaller than time_patch_size=16"):
+        ASTConfig(max_length=8)
+    with pytest.raises(ValueError, match="frequency_patch_size=256"):
+        ASTConfig(frequency_patch_size=256)
+
+
+def test_large384_is_timm_vit_large():
+    spec = MODEL_SIZES["large384"]
+    with torch.device("meta"):
+        vit = timm.create_model("vit_large_patch16_384", pretrained=False)
+    assert (vit.embed_dim, len(vit.blocks), vit.blocks[0].attn.num_heads) == (
+        spec.hidden_size,
+        spec.num_hidden_layers,
+        spec.num_attention_heads,
+    )
+    assert tuple(vit.patch_embed.grid_size) == spec.source_grid
+    assert model_module.heads_for_width(1024) == 16

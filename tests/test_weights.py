@@ -216,6 +216,10 @@ def test_imagenet_init_rejects_weights_of_another_size():
     deeper = AST(ASTConfig(hidden_size=192, num_hidden_layers=3, num_attention_heads=3))
     with pytest.raises(WeightsError, match=r"blocks\.2\."):
         imagenet_init(deeper, deit)
+    slices = ASTConfig(hidden_size=192, num_hidden_layers=2, num_attention_heads=3,
+                       frequency_patch_size=128, time_patch_size=2)  # fmt: skip
+    with pytest.raises(WeightsError, match=r"patches are 16 x 16, the model's 128 x 2.*Table 6"):
+        imagenet_init(AST(slices), deit)
 
 
 def test_load_imagenet_state_dict_offline_says_what_to_fetch(tmp_path, monkeypatch):

@@ -1,0 +1,89 @@
+"""The notebooks' figure helpers draw what they say (ast_repro.plots)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.collections import PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ast_repro import plots
+from ast_repro.model import create_model
+from ast_repro.weights import adapt_pos_embed
+
+
+def _axes():
+    return Figure().add_subplot()
+
+
+def test_pos_embed_grid_shows_similarity_to_the_reference_cell():
+    torch.manual_seed(0)
+    source = torch.randn(1, 24 * 24, 32)  # an ImageNet-like 24 x 24 grid
+    adapted = adapt_pos_embed(source, (24, 24), (12, 101))
+    ax = _axes()
+    image = plots.pos_embed_grid(ax, adapted, (12, 101))
+    values = image.get_array()
+    assert values.shape == (12, 101)
+    assert values[6, 50] == pytest.approx(1.0)  # the centre is the default reference
+    assert values.max() == pytest.approx(1.0) and values.min() >= -1
+    assert "12 x 101" in ax.get_title()
+    model = create_model("test", max_length=64)  # a model's own grid, prefix tokens dropped
+    image = plots.pos_embed_grid(_axes(), model.pos_embed[:, 2:], model.config.grid,
+                                 reference=(0, 0))  # fmt: skip
+    assert image.get_array()[0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="do not form the grid 12 x 100"):
+        plots.pos_embed_grid(_axes(), adapted, (12, 100))
+
+
+@pytest.mark.parametrize(
+    ("patch", "stride", "grid"),
+    [(16, 10, (12, 101)), (16, 16, (8, 64)), ((128, 2), (128, 2), (1, 512)), (32, 32, (4, 32))],
+)
+def test_patch_grid_outlines_every_patch(patch, stride, grid):
+    fbank = torch.randn(1024, 128)  # (T, F)
+    ax = _axes()
+    assert plots.patch_grid(ax, fbank, patch, stride) == grid
+    (outlines,) = [c for c in ax.collections if isinstance(c, PatchCollection)]
+    assert len(outlines.get_paths()) == grid[0] * grid[1]
+    filled = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(filled) == (3 if grid[0] > 1 else 2)  # no frequency neighbour for 128 x 2
+    patch_t = patch[1] if isinstance(patch, tuple) else patch
+    assert filled[0].get_width() == pytest.approx(patch_t * 0.01)  # frames are 10 ms
+    assert f"= {grid[0] * grid[1]}" in ax.get_title()
+
+
+def test_variant_metrics_draws_means_seeds_and_the_paper():
+    rows = [
+        {"variant": "deit", "seed": 0, "mAP": 0.30},
+        {"variant": "deit", "seed": 1, "mAP": 0.34},
+        {"variant": "vit", "seed": 0, "mAP": 0.20},
+        {"variant": "vit", "seed": 1, "mAP": None},  # unfinished: left out
+    ]
+    ax = _axes()
+    means = plots.variant_metrics(ax, rows, metric="mAP", paper={"deit": 0.347})
+    assert means == pytest.approx({"deit": 0.32, "vit": 0.20})
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.32, 0.20])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["deit", "vit"]
+    dots = np.concatenate([c.get_offsets() for c in ax.collections[:-1]])
+    assert sorted(dots[:, 1].tolist()) == pytest.approx([0.20, 0.30, 0.34])
+    assert ax.collections[-1].get_offsets().tolist() == [[0.0, 0.347]]  # the paper's mark
+    assert ax.get_ylabel() == "mAP"
+
+
+def test_cost_vs_patches_fits_the_quadratic():
+    patches = [512, 657, 850, 1212]  # strides 16, 14, 12, 10
+    cost = [2e-6 * n**2 + 0.03 * n + 1 for n in patches]
+    ax = _axes()
+    labels = ["stride 16", "stride 14", "stride 12", "stride 10"]
+    coefficients = plots.cost_vs_patches(ax, patches, cost, labels=labels)
+    np.testing.assert_allclose(coefficients, [2e-6, 0.03, 1], rtol=1e-6)
+    assert ax.collections[0].get_offsets().tolist() == [
+        list(p) for p in zip(patches, cost, strict=True)
+    ]
+    assert [t.get_text() for t in ax.texts] == labels
+    (curve,) = ax.get_lines()
+    assert curve.get_ydata()[0] == pytest.approx(1.0)  # c at N = 0
+    with pytest.raises(ValueError, match="3 or more"):
+        plots.cost_vs_patches(_axes(), [512, 1212], [1.0, 2.0])

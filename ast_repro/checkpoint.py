@@ -28,6 +28,7 @@ import torch
 
 from ast_repro.config import TrainConfig
 from ast_repro.datafiles import LabelMap
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_save
 from ast_repro.model import AST, ASTConfig
 
@@ -37,7 +38,7 @@ LAST_NAME, BEST_NAME, WA_NAME = "last.pt", "best.pt", "wa.pt"
 EPOCH_PATTERN = "epoch_{epoch}.pt"  # `{epoch}` as ast_repro.ensemble.weight_average expects
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AstReproError, ValueError):
     """A checkpoint is missing or does not hold what is needed; the message names the file."""
 
 

@@ -1,8 +1,13 @@
 """The `ast-repro` console script.
 
 Every sub-command lives in the module that does the work: that module exposes
-`add_arguments(parser)` and `run(args) -> int`. The Makefile and data_scripts/ go
-through this same entry point, so there is one code path per task.
+`add_arguments(parser)` and `run(args) -> int`. The Makefile, data_scripts/ and each
+`torchrun` process go through this same entry point, so there is one code path per task.
+
+The commands raise; only `main` reports. An `ast_repro.errors.AstReproError` becomes one line
+on stderr and its exit code (2 bad input, 3 run failed), Ctrl-C one line and 130; any other
+exception is a bug and keeps its traceback. A command's own status (`validate-data` and
+`notebooks check` exit 1 when they find problems) is its `run`'s return value.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from ast_repro.errors import EXIT_INTERRUPTED, AstReproError, error_line
 
 # name -> (module, one-line help). Adding a command is one line here plus the two
 # functions in its module.
@@ -46,10 +53,46 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command and return its exit status.
+
+    Args:
+        argv: the arguments after `ast-repro` (default: `sys.argv[1:]`).
+
+    Returns:
+        The command's status (0 on success), an `AstReproError`'s `exit_code` (2 bad input,
+        3 run failed) after printing its one line on stderr, or 130 after Ctrl-C. A usage
+        error exits 2 through argparse.
+    """
     argv = sys.argv[1:] if argv is None else argv
     command = next((arg for arg in argv if arg in COMMANDS), None)
     args = build_parser(command or "").parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except AstReproError as error:
+        line = _report_line(args.command, error)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"ast-repro {args.command}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _report_line(command: str, error: AstReproError) -> str | None:
+    """The line this process prints for `error`, or None.
+
+    Under torchrun, every rank reads the same config and files before it joins the process
+    group and meets the same bad input there: rank 0 alone reports it. An error after that
+    may be one rank's own (a clip of its share of the data), so each rank reports it, once,
+    naming itself.
+    """
+    from ast_repro.runtime import joined_group, launch_rank
+
+    line = error_line(command, error)
+    rank, world_size = launch_rank()
+    if rank == 0 or world_size < 2:
+        return line
+    return f"[rank {rank}] {line}" if joined_group() else None
 
 
 if __name__ == "__main__":

@@ -19,20 +19,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ast_repro.errors import AstReproError
 from ast_repro.features import AUDIOSET_STATS, ESC50_STATS, SPEECHCOMMANDS_STATS, NormStats
+from ast_repro.model import MODEL_SIZES
+from ast_repro.results import PROFILES
+from ast_repro.runtime import PRECISIONS
+from ast_repro.weights import POS_MODES
 
-# Allowed values of the string fields that select code paths.
+# Allowed values of the string fields that select code paths (the others are imported from
+# the modules that own them: profiles, precisions, model sizes and the ImageNet
+# positional-embedding adaptations of paper Table 4).
 DATASETS = ("audioset", "esc50", "speechcommands")
 TRAIN_SPLITS = ("train", "train_full")  # keys of ast_repro.datasets.layout.prepared_paths
-PROFILES = ("smoke", "paper")
 LOSSES = ("bce", "ce")
 METRICS = ("mAP", "acc")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FRONTENDS = ("worker", "device")
-MODEL_SIZES = ("tiny224", "small224", "base224", "base384", "test")
-# ImageNet positional-embedding adaptation (ast_repro.weights.adapt_pos_embed; paper Table 4):
-# "ast" is the original's centre cut and bilinear interpolation.
-POS_EMBED_MODES = ("ast", "bilinear", "nearest", "reinit")
 # ESC-50 is scored by 5-fold cross-validation (original_ast.md section 2.3).
 ESC50_ALL_FOLDS = "1,2,3,4,5"
 
@@ -40,7 +41,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class ConfigError(ValueError):
+class ConfigError(AstReproError, ValueError):
     """A recipe, key or value is not valid; the message names it."""
 
 
@@ -122,8 +123,8 @@ class TrainConfig:
             "metric": METRICS,
             "precision": PRECISIONS,
             "frontend": FRONTENDS,
-            "model_size": MODEL_SIZES,
-            "pos_embed_mode": POS_EMBED_MODES,
+            "model_size": tuple(MODEL_SIZES),
+            "pos_embed_mode": POS_MODES,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

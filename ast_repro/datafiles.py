@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json, atomic_write_text
 
 LABEL_CSV_HEADER = ("index", "mid", "display_name")
 
 
-class DatafileError(ValueError):
+class DatafileError(AstReproError, ValueError):
     """A datafile or label csv is malformed; the message names the file and the problem."""
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_save, atomic_write_json
-from ast_repro.metrics import MetricsError, compute_metrics, headline
+from ast_repro.metrics import compute_metrics, headline
 
 PREDICTIONS_FORMAT_VERSION = 1
 # nn.DataParallel / DistributedDataParallel prefix every key of a wrapped model's state dict
@@ -44,7 +44,7 @@ LAST_EPOCH_LABEL = "last epoch (unbiased)"
 StateDict = dict[str, torch.Tensor]
 
 
-class EnsembleError(ValueError):
+class EnsembleError(AstReproError, ValueError):
     """Inputs to an average do not fit together; the message names the file and the problem."""
 
 
@@ -374,8 +374,4 @@ def _print_row(name: str, metrics: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Average predictions (default) or weights (`--weights`) and report the metrics."""
-    try:
-        return _run_weights(args) if args.weights else _run_predictions(args)
-    except (EnsembleError, MetricsError) as exc:
-        print(f"ast-repro ensemble: error: {exc}", file=sys.stderr)
-        return 2
+    return _run_weights(args) if args.weights else _run_predictions(args)

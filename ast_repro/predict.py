@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ast_repro.audio import AudioError, load_audio
+from ast_repro.audio import load_audio
 from ast_repro.augment import process_sample
-from ast_repro.checkpoint import CheckpointError, load_model
+from ast_repro.checkpoint import load_model
 from ast_repro.evaluate import frontend_config
 from ast_repro.runtime import resolve_device
 
@@ -85,11 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the top-k display names and probabilities of each file."""
-    try:
-        results = predict(args.checkpoint, args.wavs, top_k=args.top_k, device=args.device)
-    except (CheckpointError, AudioError, ValueError, RuntimeError) as exc:
-        print(f"ast-repro predict: error: {exc}", file=sys.stderr)
-        return 2
+    results = predict(args.checkpoint, args.wavs, top_k=args.top_k, device=args.device)
     for wav, predictions in zip(args.wavs, results, strict=True):
         print(wav)
         for rank, p in enumerate(predictions, start=1):

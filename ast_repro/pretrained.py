@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ast_repro.errors import AstReproError
+
 # Where pretrained files are looked for (the original used `pretrained_models/`, 4.1).
 PRETRAINED_DIR_ENV = "AST_REPRO_PRETRAINED_DIR"
 PRETRAINED_DIR_NAME = "pretrained_models"
@@ -24,11 +26,11 @@ PROXY_FILE = "proxy_deit_test_digits.pth"
 _DROPBOX = "https://www.dropbox.com/s/{}/{}?dl=1"
 
 
-class ModelFileMissing(FileNotFoundError):
+class ModelFileMissing(AstReproError, FileNotFoundError):
     """A weight file is absent; the message says what to download and where to put it."""
 
 
-class WeightsError(ValueError):
+class WeightsError(AstReproError, ValueError):
     """A state dict does not fit the model; the message names the key and the shapes."""
 
 

@@ -17,12 +17,23 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ast_repro.errors import AstReproError
+
 # torchrun's environment variables (torch.distributed.run).
 WORLD_SIZE_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
 # How long ranks wait for each other (e.g. while rank 0 writes a checkpoint or evaluates).
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)
 
+# Values of `precision`: "auto" picks bf16 on CUDA (fp16 where bf16 is missing), fp32 on CPU.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# True once this process has been part of a torchrun process group (see `joined_group`).
+_joined_group = False
+
+
+class DeviceError(AstReproError, RuntimeError):
+    """The machine lacks what `device` or `precision` asks for; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -79,9 +90,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(
+            f"device={name!r} is not a device name; use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} was asked for, but CUDA is not available here")
+        raise DeviceError(
+            f"device={name!r} was asked for, but CUDA is not available here; use device=cpu"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device={name!r} was asked for, but this machine has "
+            f"{torch.cuda.device_count()} GPU(s)"
+        )
     return device
 
 
@@ -94,8 +117,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "fp16" and device.type != "cuda":
-        raise RuntimeError("precision='fp16' (autocast + GradScaler) needs a CUDA device")
-    if precision not in ("fp32", "bf16", "fp16"):
+        raise DeviceError(
+            "precision='fp16' (autocast + GradScaler) needs a CUDA device; on this machine "
+            "use precision=bf16 or fp32"
+        )
+    if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
     return precision
 
@@ -109,12 +135,12 @@ def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
     # NOTE: the original wraps the model in nn.DataParallel over all visible GPUs; one process
     # per GPU with DistributedDataParallel is faster and also spans nodes. The recipe's batch
     # stays the global batch (see ast_repro.train).
-    world_size = int(os.environ.get(WORLD_SIZE_ENV, "1"))
-    rank = int(os.environ.get(RANK_ENV, "0"))
+    rank, world_size = launch_rank()
     local_rank = int(os.environ.get(LOCAL_RANK_ENV, "0"))
     resolved = resolve_device(device, local_rank)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
+    global _joined_group
     owns_group = False
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"
@@ -122,6 +148,7 @@ def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
         owns_group = True
     if dist.is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()
+        _joined_group = True
     return Runtime(
         device=resolved,
         precision=resolve_precision(precision, resolved),
@@ -130,6 +157,20 @@ def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
         local_rank=local_rank,
         owns_group=owns_group,
     )
+
+
+def launch_rank() -> tuple[int, int]:
+    """(rank, world size) as torchrun set them for this process; (0, 1) without torchrun."""
+    return int(os.environ.get(RANK_ENV, "0")), int(os.environ.get(WORLD_SIZE_ENV, "1"))
+
+
+def joined_group() -> bool:
+    """Whether this process has been part of a torchrun process group (closed or not).
+
+    Before that, every rank reads the same config and files and meets the same bad input;
+    after it, an error may be one rank's own (a clip of its share of the data).
+    """
+    return _joined_group
 
 
 def all_reduce_mean(value: torch.Tensor, runtime: Runtime) -> torch.Tensor:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +35,8 @@ from ast_repro.augment import derive_seed, make_generator
 from ast_repro.build import build_data, build_model
 from ast_repro.config import ConfigError, TrainConfig, describe, resolve
 from ast_repro.data import AudioDataset
-from ast_repro.datafiles import DatafileError
 from ast_repro.ensemble import CumulativeEnsemble, save_predictions, weight_average
+from ast_repro.errors import RunFailed
 from ast_repro.evaluate import (
     EvalResult,
     evaluate_dataset,
@@ -48,9 +46,8 @@ from ast_repro.evaluate import (
 )
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
-from ast_repro.pretrained import ModelFileMissing, WeightsError
 from ast_repro.results import run_dir, write_metrics
-from ast_repro.runtime import Runtime, all_reduce_mean, setup
+from ast_repro.runtime import Runtime, all_reduce_mean, launch_rank, setup
 
 STAGE = "train"
 # Keys that may differ between a checkpoint and the config that resumes it.
@@ -59,15 +56,13 @@ RESUMABLE_KEYS = ("epochs", "num_workers", "progress", "tensorboard", "device")
 POSTFIX_EVERY = 10
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
-# Errors of the user's making: reported in one line by `ast-repro train`, exit status 2.
-_USER_ERRORS = (ConfigError, DatafileError, ModelFileMissing, WeightsError, ckpt.CheckpointError)
 
 
 # Every config field's default, for checkpoints written before a field existed.
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunFailed, RuntimeError):
     """The loss became nan or inf; the message gives epoch, step and the last good checkpoint."""
 
 
@@ -456,25 +451,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Resolve the recipe and train it (all folds of ESC-50 by default)."""
-    main_rank = os.environ.get("RANK", "0") == "0"
-    try:
-        config = resolve(args.recipe, args.set)
-        if args.print_config:
-            print(describe(config))
-            return 0
-        if config.dataset == "esc50" and len(config.fold_list()) > 1:
-            from ast_repro.crossval import train_esc50_folds
+    """Resolve the recipe and train it (all folds of ESC-50 by default).
 
-            train_esc50_folds(config, resume=args.resume)
-        else:
-            result = train(config, resume=args.resume)
-            if main_rank:
-                print(f"metrics -> {result['metrics_path']}")
-    except TrainingDiverged as exc:
-        print(f"ast-repro train: diverged: {exc}", file=sys.stderr)
-        return 3
-    except _USER_ERRORS as exc:
-        print(f"ast-repro train: error: {exc}", file=sys.stderr)
-        return 2
+    Raises:
+        AstReproError: a bad recipe, key, datafile or weight file (exit status 2), or
+            `TrainingDiverged` (3); `ast_repro.cli.main` reports it in one line.
+    """
+    config = resolve(args.recipe, args.set)
+    if args.print_config:
+        print(describe(config))
+        return 0
+    if config.dataset == "esc50" and len(config.fold_list()) > 1:
+        from ast_repro.crossval import train_esc50_folds
+
+        train_esc50_folds(config, resume=args.resume)
+    else:
+        result = train(config, resume=args.resume)
+        if launch_rank()[0] == 0:
+            print(f"metrics -> {result['metrics_path']}")
     return 0

@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +45,8 @@ from ast_repro.pretrained import (
 
 PosMode = Literal["ast", "bilinear", "nearest", "reinit"]
 ChannelMode = Literal["sum", "average"]
-POS_MODES: tuple[str, ...] = ("ast", "bilinear", "nearest", "reinit")
-CHANNEL_MODES: tuple[str, ...] = ("sum", "average")
+POS_MODES: tuple[str, ...] = get_args(PosMode)
+CHANNEL_MODES: tuple[str, ...] = get_args(ChannelMode)
 
 # Patch grid of the original AudioSet checkpoints: 128 x 1024 at stride 10 (original_ast.md 4.6).
 AUDIOSET_GRID = (12, 101)

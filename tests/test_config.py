@@ -210,13 +210,3 @@ def test_parse_overrides_rejects_unknown_keys_before_parsing() -> None:
     assert parse_overrides(["epochs=4", "lr=0.5"]) == {"epochs": 4, "lr": 0.5}
     with pytest.raises(ConfigError, match="unknown config key 'epoch'"):
         parse_overrides(["epoch=4"])
-
-
-def test_pos_embed_modes_are_those_of_the_weights_module() -> None:
-    from typing import get_args
-
-    from ast_repro.config import POS_EMBED_MODES
-    from ast_repro.weights import PosMode
-
-    assert POS_EMBED_MODES == get_args(PosMode)
-    assert resolve("audioset_balanced", {"pos_embed_mode": "reinit"}).pos_embed_mode == "reinit"

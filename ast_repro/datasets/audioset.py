@@ -24,6 +24,7 @@ from ast_repro.data import balanced_weights, weight_file_path, write_weight_file
 from ast_repro.datafiles import Clip, LabelMap, read_label_csv, write_datafile
 from ast_repro.datasets.common import fetch, read_marker, relative_to, write_marker
 from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_text
 
 AUDIOSET_CSV_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"
@@ -46,7 +47,7 @@ YT_DLP_COMMAND = (
 )  # fmt: skip
 
 
-class AudioSetError(ValueError):
+class AudioSetError(AstReproError, ValueError):
     """An AudioSet csv is malformed or a downloader is unavailable."""
 
 

@@ -14,37 +14,19 @@ import shlex
 import shutil
 from pathlib import Path
 
-from ast_repro.audio import AudioError
-from ast_repro.datafiles import DatafileError
 from ast_repro.datasets import audioset, esc50, speechcommands
-from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
-from ast_repro.datasets.download import DownloadError
 from ast_repro.datasets.layout import DATASET_NAMES, default_root, prepared_paths
 from ast_repro.datasets.synth.audioset import make_audioset_twin
 from ast_repro.datasets.synth.esc50 import make_esc50_twin
-from ast_repro.datasets.synth.speechcommands import (
-    EspeakMissingError,
-    make_speechcommands_twin,
-)
+from ast_repro.datasets.synth.speechcommands import make_speechcommands_twin
 from ast_repro.fileio import atomic_write_json
 
 STEPS = ("all", "synthesize", "download", "prepare")
 SIZES = ("smoke", "small", "medium")
 TWIN_DIR = "twin"
 TWIN_RECORD = "twin.json"
-# Errors caused by the data, the network or the environment: reported, not traced back.
-_USER_ERRORS = (
-    DownloadError,
-    ArchiveError,
-    DatafileError,
-    AudioError,
-    esc50.Esc50Error,
-    speechcommands.SpeechCommandsError,
-    audioset.AudioSetError,
-    EspeakMissingError,
-)
 _ARCHIVES = {
     "esc50": (esc50.ESC50_URL, esc50.ARCHIVE_NAME),
     "speechcommands": (speechcommands.SPEECHCOMMANDS_URL, speechcommands.ARCHIVE_NAME),
@@ -158,12 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the requested steps and print what was written; 1 on a data or network error."""
-    try:
-        return _run(args)
-    except _USER_ERRORS as exc:
-        print(f"error: {exc}")
-        return 1
+    """Run the requested steps and print what was written.
+
+    Raises:
+        AstReproError: bad data or a missing tool (exit status 2), a download that broke
+            off (3); `ast_repro.cli.main` reports it in one line.
+    """
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:

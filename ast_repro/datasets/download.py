@@ -22,6 +22,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ast_repro.errors import AstReproError, RunFailed
+
 # Bytes read per network call: large enough to keep the progress bar cheap.
 CHUNK_SIZE = 1 << 20
 # Seconds without any data before a stalled connection counts as interrupted.
@@ -41,12 +43,12 @@ _NETWORK_ERRORS = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(AstReproError, RuntimeError):
     """A download failed; the message names the URL and where to place the file by hand."""
 
 
-class _Interrupted(DownloadError):
-    """The body ended before the announced length; the `.part` file can be resumed."""
+class DownloadInterrupted(RunFailed, DownloadError):
+    """The transfer broke off; the `.part` file is kept and the next run resumes it."""
 
 
 def part_path(dest: str | os.PathLike[str]) -> Path:
@@ -146,7 +148,7 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> None:
                 bar.update(len(block))
         size = part.stat().st_size
         if total is not None and size != total:
-            raise _Interrupted(f"{url}: connection closed after {size} of {total} bytes")
+            raise DownloadInterrupted(f"{url}: connection closed after {size} of {total} bytes")
 
 
 def download(
@@ -173,9 +175,10 @@ def download(
         `dest`, complete.
 
     Raises:
-        DownloadError: the network is unreachable, the server refused, the transfer stayed
-            incomplete after `retries` resumes (the `.part` file is kept for the next call),
-            or the digest does not match.
+        DownloadInterrupted: the network is unreachable or the transfer stayed incomplete
+            after `retries` resumes (the `.part` file is kept for the next call).
+        DownloadError: the server refused, the URL's scheme is not supported, or the digest
+            does not match.
     """
     dest = Path(dest)
     if dest.exists():
@@ -200,14 +203,14 @@ def download(
             raise DownloadError(
                 f"{url}: HTTP {exc.code} {exc.reason}. {_by_hand(url, dest)}"
             ) from None
-        except _Interrupted as exc:
+        except DownloadInterrupted as exc:
             last_error = exc
         except _NETWORK_ERRORS as exc:
             last_error = exc
             if not part.exists() or part.stat().st_size == 0:
                 break  # nothing arrived at all, most likely offline: retrying will not help
     have = part.stat().st_size if part.exists() else 0
-    raise DownloadError(
+    raise DownloadInterrupted(
         f"could not download {url} ({last_error}); {have} bytes are kept in {part} and the "
         f"next run resumes from there. {_by_hand(url, dest)}"
     )

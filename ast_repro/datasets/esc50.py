@@ -30,6 +30,7 @@ from ast_repro.datasets.common import (
     write_wav,
 )
 from ast_repro.datasets.layout import DATAFILES_DIR, ESC50_FOLDS, ESC50_LABEL_CSV, esc50_datafiles
+from ast_repro.errors import AstReproError
 
 # The URL the original recipe fetches with wget (karoldvl is the old name of the
 # karolpiczak account; GitHub redirects). No checksum is published.
@@ -62,7 +63,7 @@ ESC10_CATEGORIES = frozenset(
 )
 
 
-class Esc50Error(ValueError):
+class Esc50Error(AstReproError, ValueError):
     """The extracted ESC-50 tree does not have the expected structure."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv
 from ast_repro.datasets.common import fetch_and_extract, read_marker, relative_to, write_marker
 from ast_repro.datasets.layout import DATAFILES_DIR, prepared_paths
+from ast_repro.errors import AstReproError
 
 # The URL of the original recipe; no checksum is published.
 SPEECHCOMMANDS_URL = (
@@ -36,7 +37,7 @@ SPEECHCOMMANDS_WORDS = tuple(
 )
 
 
-class SpeechCommandsError(ValueError):
+class SpeechCommandsError(AstReproError, ValueError):
     """The extracted Speech Commands tree does not have the expected structure."""
 
 

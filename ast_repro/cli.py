@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
-from ast_repro.errors import EXIT_INTERRUPTED, AstReproError, error_line
+from ast_repro.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, AstReproError, error_line
 
 # name -> (module, one-line help). Adding a command is one line here plus the two
 # functions in its module.
@@ -34,10 +36,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error like any other bad input: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least `low` (a count 1, a number of workers 0).
+
+    A value outside the range is a usage error, reported in one line with exit status 2.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `command`'s module is imported (every one when None), so a run of
     one command (and each torchrun process) does not pay for importing all the others."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ast-repro",
         description="Reproduce the Audio Spectrogram Transformer (Gong et al., 2021).",
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 from ast_repro.errors import AstReproError
 from ast_repro.features import AUDIOSET_STATS, ESC50_STATS, SPEECHCOMMANDS_STATS, NormStats
-from ast_repro.model import MODEL_SIZES
+from ast_repro.model import DEIT_PATCH_SIZE, MODEL_SIZES
 from ast_repro.results import PROFILES
 from ast_repro.runtime import PRECISIONS
 from ast_repro.weights import POS_MODES
@@ -142,6 +142,12 @@ class TrainConfig:
             raise ConfigError("lr and norm_std must be positive and lrscheduler_decay in (0, 1]")
         if not 0.0 <= self.mixup <= 1.0:
             raise ConfigError(f"mixup is a probability in [0, 1], got {self.mixup}")
+        if min(self.num_mel_bins, self.target_length) < DEIT_PATCH_SIZE:
+            raise ConfigError(
+                f"num_mel_bins={self.num_mel_bins} and target_length={self.target_length} must "
+                f"both be at least {DEIT_PATCH_SIZE}: the model cuts {DEIT_PATCH_SIZE} x "
+                f"{DEIT_PATCH_SIZE} patches"
+            )
         if self.freqm > self.num_mel_bins or self.timem > self.target_length:
             raise ConfigError(
                 f"freqm={self.freqm} / timem={self.timem} exceed num_mel_bins="

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ast_repro.augment import BatchFrontEnd, FrontEndConfig
 from ast_repro.checkpoint import load_model
+from ast_repro.cli import int_at_least
 from ast_repro.config import TrainConfig
 from ast_repro.data import AudioDataset, WaveformDataset
 from ast_repro.datafiles import DatafileError, read_label_csv, write_label_csv
@@ -250,10 +251,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="a run's epoch_k.pt, best.pt, wa.pt, ...")
     parser.add_argument("datafile", type=Path, help="AST json datafile to score")
     parser.add_argument("--label-csv", type=Path, help="default: the checkpoint's label set")
-    parser.add_argument("--batch-size", type=int, help="default: the run's eval batch size")
+    parser.add_argument(
+        "--batch-size", type=int_at_least(1), help="default: the run's eval batch size"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--num-workers", type=int_at_least(0), default=0)
     parser.add_argument("-o", "--output", type=Path, help="write predictions here (.npz)")
     parser.add_argument("--metrics-json", type=Path, help="write the metrics here")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import nbformat
 
+from ast_repro.cli import int_at_least
 from ast_repro.errors import AstReproError, RunFailed
 from ast_repro.results import repo_root, results_dir
 
@@ -191,7 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE")
     )
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--timeout", type=int_at_least(1), default=3600, help="seconds per cell")
 
 
 def run(args: argparse.Namespace) -> int:

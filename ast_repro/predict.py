@@ -18,6 +18,7 @@ import torch
 from ast_repro.audio import load_audio
 from ast_repro.augment import process_sample
 from ast_repro.checkpoint import load_model
+from ast_repro.cli import int_at_least
 from ast_repro.evaluate import frontend_config
 from ast_repro.runtime import resolve_device
 
@@ -78,7 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `ast-repro predict`."""
     parser.add_argument("checkpoint", type=Path, help="a run's best.pt, wa.pt, epoch_k.pt, ...")
     parser.add_argument("wavs", nargs="+", type=Path, help="audio files to label")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="classes per file")
+    parser.add_argument(
+        "--top-k", type=int_at_least(1), default=DEFAULT_TOP_K, help="classes per file"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from ast_repro.errors import AstReproError
+from ast_repro.errors import AstReproError, RunFailed
 
 # torchrun's environment variables (torch.distributed.run).
 WORLD_SIZE_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
@@ -34,6 +35,10 @@ _joined_group = False
 
 class DeviceError(AstReproError, RuntimeError):
     """The machine lacks what `device` or `precision` asks for; the message names the key."""
+
+
+class PeerStopped(RunFailed):
+    """A collective broke off because another rank stopped; that rank reports its own error."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ class Runtime:
 
     def barrier(self) -> None:
         if self.distributed:
-            dist.barrier()
+            with _peers("barrier"):
+                dist.barrier()
 
     def close(self) -> None:
         """Destroy the process group if this runtime created it."""
@@ -178,7 +184,8 @@ def all_reduce_mean(value: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     if not runtime.distributed:
         return value
     value = value.detach().clone()
-    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    with _peers("all_reduce"):
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / runtime.world_size
 
 
@@ -187,7 +194,8 @@ def gather_to_main(obj: Any, runtime: Runtime) -> list[Any] | None:
     if not runtime.distributed:
         return [obj]
     gathered: list[Any] = [None] * runtime.world_size if runtime.is_main else []
-    dist.gather_object(obj, gathered if runtime.is_main else None, dst=0)
+    with _peers("gather"):
+        dist.gather_object(obj, gathered if runtime.is_main else None, dst=0)
     return gathered if runtime.is_main else None
 
 
@@ -196,5 +204,25 @@ def broadcast_from_main(obj: Any, runtime: Runtime) -> Any:
     if not runtime.distributed:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    with _peers("broadcast"):
+        dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+@contextlib.contextmanager
+def _peers(operation: str) -> Iterator[None]:
+    """Turn a collective that broke off because a peer died into one line, not a traceback.
+
+    The rank that stopped first reports the cause (a bad clip in its share of the data, say);
+    the others only learn that the connection closed.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        # NCCL and the newer backends raise DistError; gloo a RuntimeError that says so.
+        if not (isinstance(exc, dist.DistError) or "closed by peer" in str(exc)):
+            raise
+        raise PeerStopped(
+            f"{operation} across ranks broke off: another rank stopped (its error is reported "
+            "on its own line)"
+        ) from exc

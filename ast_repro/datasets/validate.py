@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, AudioError, load_audio, read_audio_info
+from ast_repro.cli import int_at_least
 from ast_repro.datafiles import read_datafile, read_label_csv
 
 LABEL_CSV_PATTERN = "*class_labels_indices*.csv"
@@ -152,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sample-rate",
-        type=int,
+        type=int_at_least(1),
         default=TARGET_SAMPLE_RATE,
         help="required sample rate in Hz (default 16000)",
     )
@@ -163,7 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-listed",
-        type=int,
+        type=int_at_least(0),
         default=DEFAULT_MAX_LISTED,
         help="problems printed one by one (the rest are counted)",
     )

@@ -35,13 +35,12 @@ from ast_repro.datasets.layout import default_root, prepared_paths
 from ast_repro.evaluate import eval_dataset, frontend_config
 from ast_repro.model import AST, ASTConfig, create_model
 from ast_repro.pretrained import PROXY_FILE, original_checkpoint_path, pretrained_dir
+from ast_repro.proxy_pretrain import PROXY_SIZE
 from ast_repro.runtime import Runtime, broadcast_from_main
 from ast_repro.weights import audioset_init, imagenet_init, load_imagenet_state_dict
 
 # The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).
 AUDIOSET_CHECKPOINT = "audioset_10_10_0.4593.pth"
-# The model size whose ImageNet stand-in is the digits proxy.
-PROXY_MODEL_SIZE = "test"
 
 
 def data_paths(config: TrainConfig) -> dict[str, Path]:
@@ -193,7 +192,7 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
             _audioset_init(model, config)
         elif config.imagenet_pretrain:
             path = config.pretrained_path or None
-            if path is None and config.model_size == PROXY_MODEL_SIZE:
+            if path is None and config.model_size == PROXY_SIZE:
                 ensure_proxy(runtime)
             state_dict = load_imagenet_state_dict(config.model_size, path)
             imagenet_init(model, state_dict, pos_mode=config.pos_embed_mode)

@@ -12,7 +12,7 @@ from ast_repro import bench, bench_model, cli
 
 def test_fbank_benchmark_writes_rates_and_ratios(tmp_path: Path) -> None:
     out = tmp_path / "fbank.json"
-    assert bench.main(["--clips", "2", "--repeats", "1", "--out", str(out)]) == 0
+    assert cli.main(["bench", "--clips", "2", "--repeats", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     rates = result["clips_per_second"]
     assert "torchaudio per-clip loop (cpu)" in rates and "ast_repro batched (cpu)" in rates

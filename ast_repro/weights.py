@@ -43,6 +43,8 @@ from ast_repro.pretrained import (
     pretrained_dir,
 )
 
+# ImageNet positional-embedding adaptations (paper Table 4): "ast" is the original's centre
+# cut and bilinear interpolation.
 PosMode = Literal["ast", "bilinear", "nearest", "reinit"]
 ChannelMode = Literal["sum", "average"]
 POS_MODES: tuple[str, ...] = get_args(PosMode)

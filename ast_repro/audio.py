@@ -16,21 +16,24 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from ast_repro.errors import AstReproError
+from ast_repro.features import FRAME_LENGTH_MS, frame_geometry
+
 # AST models are trained on 16 kHz audio (original_ast.md sections 1.2, 2.3, 2.4).
 TARGET_SAMPLE_RATE = 16_000
-# One Kaldi frame is 25 ms; a shorter clip has no frame at all (section 1.3).
-FRAME_LENGTH_S = 0.025
 
 ChannelPolicy = Literal["first", "mean"]
 
 
-class AudioError(ValueError):
+class AudioError(AstReproError, ValueError):
     """An audio file cannot be used; the message names the file and the problem."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
+    def __init__(self, path: str | os.PathLike[str], problem: str | None = None) -> None:
+        # A single argument is a whole message: that is how torch.utils.data re-raises an
+        # error of a DataLoader worker in the main process.
+        super().__init__(str(path) if problem is None else f"{path}: {problem}")
+        self.path = None if problem is None else Path(path)
+        self.problem = str(path) if problem is None else problem
 
 
 def read_audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
@@ -88,10 +91,12 @@ def load_audio(
     if sample_rate is not None and file_rate != sample_rate:
         waveform = AF.resample(waveform, orig_freq=int(file_rate), new_freq=sample_rate)
     rate = sample_rate or file_rate
-    if waveform.numel() < int(FRAME_LENGTH_S * rate):
+    # One Kaldi frame (25 ms); a shorter clip has no frame at all.
+    window = frame_geometry(int(rate))[0]
+    if waveform.numel() < window:
         raise AudioError(
             path,
-            f"{waveform.numel()} samples at {rate} Hz is shorter than one 25 ms frame "
-            f"({int(FRAME_LENGTH_S * rate)} samples)",
+            f"{waveform.numel()} samples at {rate} Hz is shorter than one "
+            f"{FRAME_LENGTH_MS:g} ms frame ({window} samples)",
         )
     return waveform

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from ast_repro.audio import TARGET_SAMPLE_RATE as SAMPLE_RATE
 from ast_repro.features import (
     AUDIOSET_STATS,
     kaldi_fbank,
@@ -34,7 +34,7 @@ from ast_repro.features import (
 from ast_repro.fileio import atomic_write_json
 from ast_repro.results import device_description, git_commit, results_dir
 
-SAMPLE_RATE = 16_000
+# AudioSet's 10 s clips at the models' rate.
 CLIP_SECONDS = 10
 
 
@@ -141,13 +141,3 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out, result)
     print(f"wrote {out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

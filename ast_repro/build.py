@@ -33,6 +33,7 @@ from ast_repro.pretrained import (
     original_checkpoint_path,
     pretrained_dir,
 )
+from ast_repro.proxy_pretrain import PROXY_SIZE
 from ast_repro.runtime import Runtime, broadcast_from_main
 from ast_repro.sampling import (
     DistributedWeightedSampler,
@@ -45,8 +46,6 @@ from ast_repro.weights import audioset_init, imagenet_init
 
 # The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).
 AUDIOSET_CHECKPOINT = "audioset_10_10_0.4593.pth"
-# The model size whose ImageNet stand-in is the digits proxy.
-PROXY_MODEL_SIZE = "test"
 
 
 def data_paths(config: TrainConfig) -> dict[str, Path]:
@@ -185,7 +184,7 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
             path = config.pretrained_path or None
             if path is None and config.imagenet_source:
                 path = imagenet_source_path(config.imagenet_source)  # raises with the URL
-            elif path is None and config.model_size == PROXY_MODEL_SIZE:
+            elif path is None and config.model_size == PROXY_SIZE:
                 ensure_proxy(runtime)
             state_dict = load_imagenet_state_dict(config.model_size, path)
             imagenet_init(

@@ -41,6 +41,7 @@ import torch
 
 from ast_repro.config import TrainConfig
 from ast_repro.datafiles import LabelMap
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_save
 from ast_repro.model import AST, MODEL_SIZES, ASTConfig
 from ast_repro.pretrained import (
@@ -65,7 +66,7 @@ _STRIDES_IN_NAME = re.compile(r"_(\d+)_(\d+)_")
 StateDict = dict[str, torch.Tensor]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AstReproError, ValueError):
     """A checkpoint is missing or does not hold what is needed; the message names the file."""
 
 

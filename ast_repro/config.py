@@ -20,28 +20,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ast_repro.errors import AstReproError
 from ast_repro.features import AUDIOSET_STATS, NormStats
+from ast_repro.model import DEIT_PATCH_SIZE, MODEL_SIZES
 from ast_repro.pretrained import IMAGENET_SOURCES
 from ast_repro.recipes import RECIPES
+from ast_repro.results import PROFILES
+from ast_repro.runtime import PRECISIONS
+from ast_repro.weights import CHANNEL_MODES, POS_MODES
 
-# Allowed values of the string fields that select code paths.
+# Allowed values of the string fields that select code paths (the others are imported from
+# the modules that own them: profiles, precisions, model sizes and the ImageNet
+# positional-embedding adaptations of paper Table 4).
 DATASETS = ("audioset", "esc50", "speechcommands")
 TRAIN_SPLITS = ("train", "train_full")  # keys of ast_repro.layout.prepared_paths
-PROFILES = ("smoke", "paper")
 LOSSES = ("bce", "ce")
 METRICS = ("mAP", "acc")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FRONTENDS = ("worker", "device")
-MODEL_SIZES = ("tiny224", "small224", "base224", "base384", "large384", "test")
 # ViT-Large has no DeiT release: its ImageNet weights are a Table 3 `imagenet_source`.
 SOURCE_ONLY_SIZES = ("large384",)
-# ImageNet positional-embedding adaptation (ast_repro.weights.adapt_pos_embed; paper Table 4):
-# "ast" is the original's centre cut and bilinear interpolation.
-POS_EMBED_MODES = ("ast", "bilinear", "nearest", "reinit")
-# The RGB patch kernel made one channel (ast_repro.weights.adapt_patch_kernel; paper 2.2).
-CHANNEL_MERGES = ("sum", "average")
-# The patch side of every ImageNet model here (ast_repro.model.DEIT_PATCH_SIZE).
-IMAGENET_PATCH_SIZE = 16
 # ESC-50 is scored by 5-fold cross-validation (original_ast.md section 2.3).
 ESC50_ALL_FOLDS = "1,2,3,4,5"
 
@@ -49,7 +46,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class ConfigError(ValueError):
+class ConfigError(AstReproError, ValueError):
     """A recipe, key or value is not valid; the message names it."""
 
 
@@ -77,8 +74,8 @@ class TrainConfig:
     waveform_cache: bool = False
     # model (original_ast.md 4): DeiT base 384, 16 x 16 patches at stride 10
     model_size: str = "base384"
-    frequency_patch_size: int = IMAGENET_PATCH_SIZE  # other shapes: Table 6, no pretraining
-    time_patch_size: int = IMAGENET_PATCH_SIZE
+    frequency_patch_size: int = DEIT_PATCH_SIZE  # other shapes: Table 6, no pretraining
+    time_patch_size: int = DEIT_PATCH_SIZE
     frequency_stride: int = 10
     time_stride: int = 10
     imagenet_pretrain: bool = True
@@ -135,9 +132,9 @@ class TrainConfig:
             "metric": METRICS,
             "precision": PRECISIONS,
             "frontend": FRONTENDS,
-            "model_size": MODEL_SIZES,
-            "pos_embed_mode": POS_EMBED_MODES,
-            "channel_merge": CHANNEL_MERGES,
+            "model_size": tuple(MODEL_SIZES),
+            "pos_embed_mode": POS_MODES,
+            "channel_merge": CHANNEL_MODES,
             "imagenet_source": ("", *IMAGENET_SOURCES),
         }
         for key, allowed in choices.items():
@@ -157,6 +154,12 @@ class TrainConfig:
             raise ConfigError("lr and norm_std must be positive and lrscheduler_decay in (0, 1]")
         if not 0.0 <= self.mixup <= 1.0:
             raise ConfigError(f"mixup is a probability in [0, 1], got {self.mixup}")
+        if min(self.num_mel_bins, self.target_length) < DEIT_PATCH_SIZE:
+            raise ConfigError(
+                f"num_mel_bins={self.num_mel_bins} and target_length={self.target_length} must "
+                f"both be at least {DEIT_PATCH_SIZE}: the model cuts {DEIT_PATCH_SIZE} x "
+                f"{DEIT_PATCH_SIZE} patches"
+            )
         if self.freqm > self.num_mel_bins or self.timem > self.target_length:
             raise ConfigError(
                 f"freqm={self.freqm} / timem={self.timem} exceed num_mel_bins="
@@ -192,7 +195,7 @@ class TrainConfig:
                     "imagenet_pretrain=True and audioset_pretrain=False"
                 )
         patch = (self.frequency_patch_size, self.time_patch_size)
-        if self.imagenet_pretrain and patch != (IMAGENET_PATCH_SIZE, IMAGENET_PATCH_SIZE):
+        if self.imagenet_pretrain and patch != (DEIT_PATCH_SIZE, DEIT_PATCH_SIZE):
             raise ConfigError(
                 f"{patch[0]} x {patch[1]} patches have no ImageNet weights (16 x 16); the "
                 "paper trains other shapes from scratch (Table 6): set imagenet_pretrain=false"

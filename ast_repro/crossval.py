@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import sys
 from typing import Any
 
-from ast_repro.checkpoint import CheckpointError
 from ast_repro.config import ConfigError, TrainConfig, describe, resolve
-from ast_repro.datafiles import DatafileError
 from ast_repro.ensemble import esc50_summary
-from ast_repro.pretrained import ModelFileMissing, WeightsError
 from ast_repro.results import write_metrics
-from ast_repro.runtime import setup
-from ast_repro.train import STAGE, TrainingDiverged, train
+from ast_repro.runtime import launch_rank, setup
+from ast_repro.train import STAGE, train
 
 # Errors of the user's making: reported in one line by `ast-repro train`, exit status 2.
-_USER_ERRORS = (ConfigError, DatafileError, ModelFileMissing, WeightsError, CheckpointError)
 
 
 def train_esc50_folds(config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
@@ -89,23 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Resolve the recipe and train it (all folds of ESC-50 by default)."""
-    main_rank = os.environ.get("RANK", "0") == "0"
-    try:
-        config = resolve(args.recipe, args.set)
-        if args.print_config:
-            print(describe(config))
-            return 0
-        if config.dataset == "esc50" and len(config.fold_list()) > 1:
-            train_esc50_folds(config, resume=args.resume)
-        else:
-            result = train(config, resume=args.resume)
-            if main_rank:
-                print(f"metrics -> {result['metrics_path']}")
-    except TrainingDiverged as exc:
-        print(f"ast-repro train: diverged: {exc}", file=sys.stderr)
-        return 3
-    except _USER_ERRORS as exc:
-        print(f"ast-repro train: error: {exc}", file=sys.stderr)
-        return 2
+    """Resolve the recipe and train it (all folds of ESC-50 by default).
+
+    Raises:
+        AstReproError: a bad recipe, key, datafile or weight file (exit status 2), or
+            `TrainingDiverged` (3); `ast_repro.cli.main` reports it in one line.
+    """
+    config = resolve(args.recipe, args.set)
+    if args.print_config:
+        print(describe(config))
+        return 0
+    if config.dataset == "esc50" and len(config.fold_list()) > 1:
+        train_esc50_folds(config, resume=args.resume)
+    else:
+        result = train(config, resume=args.resume)
+        if launch_rank()[0] == 0:
+            print(f"metrics -> {result['metrics_path']}")
     return 0

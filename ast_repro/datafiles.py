@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json, atomic_write_text
 
 LABEL_CSV_HEADER = ("index", "mid", "display_name")
 
 
-class DatafileError(ValueError):
+class DatafileError(AstReproError, ValueError):
     """A datafile or label csv is malformed; the message names the file and the problem."""
 
 
@@ -63,17 +64,28 @@ class LabelMap:
         return self.names[self.index(mid)]
 
 
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a datafile or label csv; a DatafileError names what went wrong."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatafileError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError:
+        raise DatafileError(f"{path}: not a UTF-8 text file (is it the {what}?)") from None
+    except OSError as exc:
+        raise DatafileError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
 def read_datafile(path: str | os.PathLike[str]) -> list[Clip]:
     """Read an AST json datafile.
 
     Raises:
-        DatafileError: the file is missing, is not json, or an entry lacks `wav`/`labels`.
+        DatafileError: the file is missing or unreadable, is not json, or an entry lacks
+            `wav`/`labels` or holds something other than strings there.
     """
     path = Path(path)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatafileError(f"{path}: datafile not found") from None
+        payload = json.loads(_read_text(path, "datafile"))
     except json.JSONDecodeError as exc:
         raise DatafileError(f"{path}: not valid json ({exc})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
@@ -82,6 +94,11 @@ def read_datafile(path: str | os.PathLike[str]) -> list[Clip]:
     for i, entry in enumerate(payload["data"]):
         if not isinstance(entry, dict) or "wav" not in entry or "labels" not in entry:
             raise DatafileError(f"{path}: entry {i} needs the keys 'wav' and 'labels'")
+        for key in ("wav", "labels"):
+            if not isinstance(entry[key], str):
+                raise DatafileError(
+                    f"{path}: entry {i}: '{key}' must be a string, got {entry[key]!r}"
+                )
         labels = tuple(mid.strip() for mid in str(entry["labels"]).split(",") if mid.strip())
         wav = Path(entry["wav"])
         if not wav.is_absolute():
@@ -115,13 +132,11 @@ def read_label_csv(path: str | os.PathLike[str]) -> LabelMap:
     """Read a label csv (`index,mid,display_name`).
 
     Raises:
-        DatafileError: missing file, wrong header, indices not 0..n-1 in order, duplicate mids.
+        DatafileError: missing or unreadable file, wrong header, indices not 0..n-1 in order,
+            duplicate mids.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatafileError(f"{path}: label csv not found") from None
+    text = _read_text(path, "label csv")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or tuple(col.strip() for col in rows[0]) != LABEL_CSV_HEADER:
         raise DatafileError(f"{path}: the header must be {','.join(LABEL_CSV_HEADER)}")

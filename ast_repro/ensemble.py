@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ import numpy as np
 import torch
 
 from ast_repro.checkpoint import MODEL_KEY, StateDict, read_state_dict
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_save, atomic_write_json
-from ast_repro.metrics import MetricsError, compute_metrics, headline
+from ast_repro.metrics import compute_metrics, headline
 from ast_repro.pretrained import ModelFileMissing, WeightsError
 
 PREDICTIONS_FORMAT_VERSION = 1
@@ -38,7 +38,7 @@ SELECTED_LABEL = "selected on test folds (original)"
 LAST_EPOCH_LABEL = "last epoch (unbiased)"
 
 
-class EnsembleError(ValueError):
+class EnsembleError(AstReproError, ValueError):
     """Inputs to an average do not fit together; the message names the file and the problem."""
 
 
@@ -352,8 +352,4 @@ def _print_row(name: str, metrics: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Average predictions (default) or weights (`--weights`) and report the metrics."""
-    try:
-        return _run_weights(args) if args.weights else _run_predictions(args)
-    except (EnsembleError, MetricsError) as exc:
-        print(f"ast-repro ensemble: error: {exc}", file=sys.stderr)
-        return 2
+    return _run_weights(args) if args.weights else _run_predictions(args)

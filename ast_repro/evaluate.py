@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ast_repro.checkpoint import CheckpointError, load_model
+from ast_repro.checkpoint import load_model
+from ast_repro.cli import int_at_least
 from ast_repro.data import make_dataset
 from ast_repro.datafiles import DatafileError, read_label_csv, write_label_csv
 from ast_repro.ensemble import save_predictions
 from ast_repro.fileio import atomic_write_json
 from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config, model_inputs
 from ast_repro.metrics import compute_metrics, headline
-from ast_repro.runtime import Runtime, gather_to_main, setup
+from ast_repro.runtime import PRECISIONS, Runtime, gather_to_main, setup
 
 
 @dataclass(frozen=True)
@@ -196,30 +196,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="a run's epoch_k.pt, best.pt, wa.pt, ...")
     parser.add_argument("datafile", type=Path, help="AST json datafile to score")
     parser.add_argument("--label-csv", type=Path, help="default: the checkpoint's label set")
-    parser.add_argument("--batch-size", type=int, help="default: the run's eval batch size")
+    parser.add_argument(
+        "--batch-size", type=int_at_least(1), help="default: the run's eval batch size"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+    parser.add_argument("--num-workers", type=int_at_least(0), default=0)
     parser.add_argument("-o", "--output", type=Path, help="write predictions here (.npz)")
     parser.add_argument("--metrics-json", type=Path, help="write the metrics here")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print mAP, mAUC, d' and accuracy of a checkpoint on a datafile."""
-    try:
-        metrics = evaluate(
-            args.checkpoint,
-            args.datafile,
-            label_csv=args.label_csv,
-            batch_size=args.batch_size,
-            device=args.device,
-            precision=args.precision,
-            num_workers=args.num_workers,
-            output=args.output,
-        )
-    except (CheckpointError, DatafileError, ValueError, RuntimeError) as exc:
-        print(f"ast-repro evaluate: error: {exc}", file=sys.stderr)
-        return 2
+    metrics = evaluate(
+        args.checkpoint,
+        args.datafile,
+        label_csv=args.label_csv,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+        num_workers=args.num_workers,
+        output=args.output,
+    )
     print(f"{args.datafile} ({metrics['num_clips']} clips): {summary_line(metrics)}")
     skipped = metrics["num_skipped_ap"]
     if skipped:

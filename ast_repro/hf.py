@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ast_repro.errors import AstReproError
 from ast_repro.model import AST, ASTConfig
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ _OUTER_NAMES = {
 }
 
 
-class ConversionError(ValueError):
+class ConversionError(AstReproError, ValueError):
     """A model cannot be converted, or the converted model's logits differ."""
 
 

@@ -16,12 +16,14 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from ast_repro.errors import AstReproError
+
 # d' of a Gaussian equal-variance detector with area under the ROC curve A is sqrt(2)*Phi^-1(A)
 # (original `src/utilities/stats.py`, `d_prime`).
 D_PRIME_SCALE = math.sqrt(2.0)
 
 
-class MetricsError(ValueError):
+class MetricsError(AstReproError, ValueError):
     """Predictions and targets cannot be scored; the message says why."""
 
 

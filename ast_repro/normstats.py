@@ -23,9 +23,10 @@ import torch
 from tqdm import tqdm
 
 from ast_repro.augment import AugmentationDraws, mask_interval, sample_lambda
+from ast_repro.cli import int_at_least
 from ast_repro.data import AudioDataset, make_dataset
-from ast_repro.datafiles import read_datafile
-from ast_repro.features import PUBLISHED_STATS
+from ast_repro.datafiles import DatafileError, read_datafile
+from ast_repro.features import NUM_MEL_BINS, PUBLISHED_STATS
 from ast_repro.frontend import FrontEndConfig
 
 # get_norm_stats.py settings: DataLoader batch 1000; AudioSet training augmentation
@@ -214,7 +215,7 @@ def compute_norm_stats(
         batch_means.append(batch.mean)
         batch_stds.append(batch.std)
     if num_clips == 0:
-        raise ValueError(f"{datafile}: no clips to compute statistics on")
+        raise DatafileError(f"{datafile}: no clips to compute statistics on")
     return NormStatsReport(
         datafile=str(datafile),
         num_clips=num_clips,
@@ -230,9 +231,12 @@ def compute_norm_stats(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("datafile", help="AST json datafile")
-    parser.add_argument("--target-length", type=int, default=1024, help="frames per clip")
-    parser.add_argument("--num-mel-bins", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=ORIGINAL_BATCH_SIZE)
+    parser.add_argument(
+        "--target-length", type=int_at_least(1), default=1024, help="frames per clip"
+    )
+    # Kaldi's mel filter bank needs at least 3 bins.
+    parser.add_argument("--num-mel-bins", type=int_at_least(3), default=NUM_MEL_BINS)
+    parser.add_argument("--batch-size", type=int_at_least(1), default=ORIGINAL_BATCH_SIZE)
     parser.add_argument(
         "--original-augmentation",
         action="store_true",
@@ -240,7 +244,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"timem {ORIGINAL_TIMEM}",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="use the first N clips only")
+    parser.add_argument(
+        "--limit", type=int_at_least(1), default=None, help="use the first N clips only"
+    )
     parser.add_argument("--output", help="also write the report as json here")
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import nbformat
 
+from ast_repro.cli import int_at_least
+from ast_repro.errors import AstReproError, RunFailed
 from ast_repro.results import repo_root, results_dir
 
 KERNEL_NAME = "ast-repro"
@@ -28,10 +30,18 @@ KEPT_CELL_METADATA = ("tags",)
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 
 
+class NotebookError(AstReproError, ValueError):
+    """A notebook is missing or not in the stored form; the message names it."""
+
+
+class NotebookFailed(RunFailed):
+    """A cell raised while the notebook ran; the message names the cell and the error."""
+
+
 def notebooks_dir() -> Path:
     root = repo_root()
     if root is None:
-        raise FileNotFoundError("the notebooks live in the ast-repro checkout; none was found")
+        raise NotebookError("the notebooks live in the ast-repro checkout; none was found")
     return root / "notebooks"
 
 
@@ -46,7 +56,7 @@ def resolve(name: str) -> Path:
         if name in (path.name, path.stem) or path.stem.split("_", 1)[0] == name:
             return path
     known = ", ".join(p.stem for p in list_notebooks())
-    raise FileNotFoundError(f"no notebook {name!r} in {notebooks_dir()} (have: {known})")
+    raise NotebookError(f"no notebook {name!r} in {notebooks_dir()} (have: {known})")
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -97,18 +107,18 @@ def parameters_of(path: Path) -> dict[str, Any]:
     nb = nbformat.read(path, as_version=4)
     cells = [c for c in nb.cells if PARAMETERS_TAG in c.metadata.get("tags", [])]
     if len(cells) != 1:
-        raise ValueError(f"{path}: needs exactly one cell tagged {PARAMETERS_TAG!r}")
+        raise NotebookError(f"{path}: needs exactly one cell tagged {PARAMETERS_TAG!r}")
     values: dict[str, Any] = {}
     for node in ast.parse(cells[0].source).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
-            raise ValueError(f"{path}: the parameters cell may hold only `name = literal` lines")
+            raise NotebookError(f"{path}: the parameters cell may hold only `name = literal` lines")
         target = node.targets[0]
         if not isinstance(target, ast.Name):
-            raise ValueError(f"{path}: the parameters cell may hold only `name = literal` lines")
+            raise NotebookError(f"{path}: the parameters cell may hold only `name = literal` lines")
         try:
             values[target.id] = ast.literal_eval(node.value)
         except ValueError:
-            raise ValueError(f"{path}: parameter {target.id!r} is not a flat literal") from None
+            raise NotebookError(f"{path}: parameter {target.id!r} is not a flat literal") from None
     return values
 
 
@@ -120,7 +130,12 @@ def execute(
     timeout_s: int | None = None,
     kernel_name: str = KERNEL_NAME,
 ) -> Path:
-    """Run one notebook with papermill in its own folder; returns the executed copy's path."""
+    """Run one notebook with papermill in its own folder; returns the executed copy's path.
+
+    Raises:
+        NotebookFailed: a cell raised; the message names the cell, the error and the
+            executed copy, which holds the traceback.
+    """
     import papermill
 
     parameters = dict(parameters or {})
@@ -128,16 +143,22 @@ def execute(
     output_dir = output_dir or results_dir() / "notebooks" / str(profile)
     output_dir.mkdir(parents=True, exist_ok=True)
     output = output_dir / path.name
-    papermill.execute_notebook(
-        str(path),
-        str(output),
-        parameters=parameters,
-        kernel_name=kernel_name,
-        cwd=str(path.parent),
-        progress_bar=False,
-        log_output=False,
-        execution_timeout=timeout_s,
-    )
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(path.parent),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=timeout_s,
+        )
+    except papermill.PapermillExecutionError as exc:
+        raise NotebookFailed(
+            f"{path.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
+            f"(the traceback is in {output})"
+        ) from None
     return output
 
 
@@ -150,7 +171,7 @@ def store(path: Path, executed: Path) -> None:
         if "injected-parameters" not in cell.metadata.get("tags", [])
     ]
     if len(ran) != len(source.cells):
-        raise ValueError(f"{executed} does not match {path} cell for cell")
+        raise NotebookError(f"{executed} does not match {path} cell for cell")
     for cell, done in zip(source.cells, ran, strict=True):
         if cell.cell_type == "code" and CHECK_TAG in cell.metadata.get("tags", []):
             cell.outputs = done.outputs
@@ -171,7 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE")
     )
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--timeout", type=int_at_least(1), default=3600, help="seconds per cell")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,10 +213,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if dirty else 0
     parameters = {name: _typed(value) for name, value in args.parameter}
     if args.action == "store" and parameters:
-        print(
-            "store keeps the outputs of the stored (smoke) parameters; pass none", file=sys.stderr
-        )
-        return 2
+        raise NotebookError("store keeps the outputs of the stored (smoke) parameters; pass none")
     for path in paths:
         start = time.perf_counter()
         executed = execute(path, parameters=parameters, timeout_s=args.timeout)

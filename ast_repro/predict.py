@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from ast_repro.audio import AudioError
-from ast_repro.checkpoint import CheckpointError, load_model
+from ast_repro.checkpoint import load_model
+from ast_repro.cli import int_at_least
 from ast_repro.data import make_dataset
 from ast_repro.datafiles import Clip
 from ast_repro.frontend import frontend_config
@@ -83,17 +82,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `ast-repro predict`."""
     parser.add_argument("checkpoint", type=Path, help="a run's best.pt, wa.pt, epoch_k.pt, ...")
     parser.add_argument("wavs", nargs="+", type=Path, help="audio files to label")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="classes per file")
+    parser.add_argument(
+        "--top-k", type=int_at_least(1), default=DEFAULT_TOP_K, help="classes per file"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the top-k display names and probabilities of each file."""
-    try:
-        results = predict(args.checkpoint, args.wavs, top_k=args.top_k, device=args.device)
-    except (CheckpointError, AudioError, ValueError, RuntimeError) as exc:
-        print(f"ast-repro predict: error: {exc}", file=sys.stderr)
-        return 2
+    results = predict(args.checkpoint, args.wavs, top_k=args.top_k, device=args.device)
     for wav, predictions in zip(args.wavs, results, strict=True):
         print(wav)
         for rank, p in enumerate(predictions, start=1):

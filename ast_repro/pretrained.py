@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ast_repro.errors import AstReproError
 from ast_repro.model import MODEL_SIZES
 
 # Where pretrained files are looked for (the original's `pretrained_models/`, where
@@ -29,11 +30,11 @@ _DEIT_RELEASES = "https://dl.fbaipublicfiles.com/deit/"
 _VIT_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-vitjx/"
 
 
-class ModelFileMissing(FileNotFoundError):
+class ModelFileMissing(AstReproError, FileNotFoundError):
     """A weight file is absent; the message says what to download and where to put it."""
 
 
-class WeightsError(ValueError):
+class WeightsError(AstReproError, ValueError):
     """A state dict does not fit the model; the message names the key and the shapes."""
 
 

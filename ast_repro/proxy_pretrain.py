@@ -24,6 +24,7 @@ from ast_repro.fileio import atomic_save, atomic_write_json
 from ast_repro.model import DEIT_PATCH_SIZE, MODEL_SIZES
 from ast_repro.pretrained import PROXY_FILE, pretrained_dir
 
+# The model size whose ImageNet stand-in is the digits proxy.
 PROXY_SIZE = "test"
 # scikit-learn's digits: 8 x 8 images with pixel values 0..16, ten classes.
 DIGITS_SIDE = 8

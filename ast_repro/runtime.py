@@ -11,18 +11,34 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from ast_repro.errors import AstReproError, RunFailed
+
 # torchrun's environment variables (torch.distributed.run).
 WORLD_SIZE_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
 # How long ranks wait for each other (e.g. while rank 0 writes a checkpoint or evaluates).
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)
 
+# Values of `precision`: "auto" picks bf16 on CUDA (fp16 where bf16 is missing), fp32 on CPU.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# True once this process has been part of a torchrun process group (see `joined_group`).
+_joined_group = False
+
+
+class DeviceError(AstReproError, RuntimeError):
+    """The machine lacks what `device` or `precision` asks for; the message names the key."""
+
+
+class PeerStopped(RunFailed):
+    """A collective broke off because another rank stopped; that rank reports its own error."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,8 @@ class Runtime:
 
     def barrier(self) -> None:
         if self.distributed:
-            dist.barrier()
+            with _peers("barrier"):
+                dist.barrier()
 
     def close(self) -> None:
         """Destroy the process group if this runtime created it."""
@@ -79,9 +96,21 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank)
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(
+            f"device={name!r} is not a device name; use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} was asked for, but CUDA is not available here")
+        raise DeviceError(
+            f"device={name!r} was asked for, but CUDA is not available here; use device=cpu"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device={name!r} was asked for, but this machine has "
+            f"{torch.cuda.device_count()} GPU(s)"
+        )
     return device
 
 
@@ -94,8 +123,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "fp16" and device.type != "cuda":
-        raise RuntimeError("precision='fp16' (autocast + GradScaler) needs a CUDA device")
-    if precision not in ("fp32", "bf16", "fp16"):
+        raise DeviceError(
+            "precision='fp16' (autocast + GradScaler) needs a CUDA device; on this machine "
+            "use precision=bf16 or fp32"
+        )
+    if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
     return precision
 
@@ -109,12 +141,12 @@ def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
     # NOTE: the original wraps the model in nn.DataParallel over all visible GPUs; one process
     # per GPU with DistributedDataParallel is faster and also spans nodes. The recipe's batch
     # stays the global batch (see ast_repro.train).
-    world_size = int(os.environ.get(WORLD_SIZE_ENV, "1"))
-    rank = int(os.environ.get(RANK_ENV, "0"))
+    rank, world_size = launch_rank()
     local_rank = int(os.environ.get(LOCAL_RANK_ENV, "0"))
     resolved = resolve_device(device, local_rank)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
+    global _joined_group
     owns_group = False
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"
@@ -122,6 +154,7 @@ def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
         owns_group = True
     if dist.is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()
+        _joined_group = True
     return Runtime(
         device=resolved,
         precision=resolve_precision(precision, resolved),
@@ -132,12 +165,27 @@ def setup(*, device: str = "auto", precision: str = "auto") -> Runtime:
     )
 
 
+def launch_rank() -> tuple[int, int]:
+    """(rank, world size) as torchrun set them for this process; (0, 1) without torchrun."""
+    return int(os.environ.get(RANK_ENV, "0")), int(os.environ.get(WORLD_SIZE_ENV, "1"))
+
+
+def joined_group() -> bool:
+    """Whether this process has been part of a torchrun process group (closed or not).
+
+    Before that, every rank reads the same config and files and meets the same bad input;
+    after it, an error may be one rank's own (a clip of its share of the data).
+    """
+    return _joined_group
+
+
 def all_reduce_mean(value: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """Mean of a tensor over ranks (a nan on any rank makes the mean nan)."""
     if not runtime.distributed:
         return value
     value = value.detach().clone()
-    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    with _peers("all_reduce"):
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / runtime.world_size
 
 
@@ -146,7 +194,8 @@ def gather_to_main(obj: Any, runtime: Runtime) -> list[Any] | None:
     if not runtime.distributed:
         return [obj]
     gathered: list[Any] = [None] * runtime.world_size if runtime.is_main else []
-    dist.gather_object(obj, gathered if runtime.is_main else None, dst=0)
+    with _peers("gather"):
+        dist.gather_object(obj, gathered if runtime.is_main else None, dst=0)
     return gathered if runtime.is_main else None
 
 
@@ -155,5 +204,25 @@ def broadcast_from_main(obj: Any, runtime: Runtime) -> Any:
     if not runtime.distributed:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    with _peers("broadcast"):
+        dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+@contextlib.contextmanager
+def _peers(operation: str) -> Iterator[None]:
+    """Turn a collective that broke off because a peer died into one line, not a traceback.
+
+    The rank that stopped first reports the cause (a bad clip in its share of the data, say);
+    the others only learn that the connection closed.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        # NCCL and the newer backends raise DistError; gloo a RuntimeError that says so.
+        if not (isinstance(exc, dist.DistError) or "closed by peer" in str(exc)):
+            raise
+        raise PeerStopped(
+            f"{operation} across ranks broke off: another rank stopped (its error is reported "
+            "on its own line)"
+        ) from exc

@@ -34,7 +34,13 @@ from ast_repro.build import build_data, build_model
 from ast_repro.config import ConfigError, TrainConfig
 from ast_repro.data import AudioDataset
 from ast_repro.ensemble import CumulativeEnsemble, save_predictions, weight_average
-from ast_repro.evaluate import EvalResult, evaluate_dataset, loss_on_logits, summary_line
+from ast_repro.errors import RunFailed
+from ast_repro.evaluate import (
+    EvalResult,
+    evaluate_dataset,
+    loss_on_logits,
+    summary_line,
+)
 from ast_repro.frontend import model_inputs
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
@@ -55,7 +61,7 @@ EpochCallback = Callable[[int, dict[str, Any]], None]
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunFailed, RuntimeError):
     """The loss became nan or inf; the message gives epoch, step and the last good checkpoint."""
 
 

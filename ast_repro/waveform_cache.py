@@ -24,13 +24,14 @@ from tqdm import tqdm
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
 from ast_repro.datafiles import read_datafile
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_write_json
 
 CACHE_FORMAT_VERSION = 1
 MANIFEST_SUFFIX = ".cache.json"
 
 
-class CacheError(ValueError):
+class CacheError(AstReproError, ValueError):
     """A cache is missing, incomplete or inconsistent; the message names the file."""
 
 

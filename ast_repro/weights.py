@@ -19,7 +19,7 @@ Positional grids are (rows, cols) = (frequency, time), flattened frequency-major
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +27,12 @@ import torch.nn.functional as F
 from ast_repro.model import AST, INIT_STD, NUM_PREFIX_TOKENS, ASTConfig, grid_side, heads_for_width
 from ast_repro.pretrained import WeightsError
 
+# ImageNet positional-embedding adaptations (paper Table 4): "ast" is the original's centre
+# cut and bilinear interpolation.
 PosMode = Literal["ast", "bilinear", "nearest", "reinit"]
 ChannelMode = Literal["sum", "average"]
-POS_MODES: tuple[str, ...] = ("ast", "bilinear", "nearest", "reinit")
-CHANNEL_MODES: tuple[str, ...] = ("sum", "average")
+POS_MODES: tuple[str, ...] = get_args(PosMode)
+CHANNEL_MODES: tuple[str, ...] = get_args(ChannelMode)
 
 # Patch grid of the original AudioSet checkpoints: 128 x 1024 at stride 10 (the
 # `audioset_pretrain` branch of `ASTModel.__init__` reshapes to 12 x 101).

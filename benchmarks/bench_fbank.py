@@ -1,8 +1,8 @@
-"""Feature-extraction benchmark; the code is `ast_repro.bench` (also `ast-repro bench`)."""
+"""Feature-extraction benchmark: the same code as `ast-repro bench` (`ast_repro.bench`)."""
 
 import sys
 
-from ast_repro.bench import main
+from ast_repro.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -3,7 +3,6 @@ the `ast-repro ensemble` command."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 import torch
 
 from ast_repro import cli
-from ast_repro import ensemble as ens
 from ast_repro.ensemble import (
     LAST_EPOCH_LABEL,
     SELECTED_LABEL,
@@ -139,9 +137,7 @@ def test_esc50_summary_selection_versus_last_epoch() -> None:
 
 
 def _run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    ens.add_arguments(parser)
-    return ens.run(parser.parse_args(argv))
+    return cli.main(["ensemble", *argv])
 
 
 def test_ensemble_command_averages_predictions(tmp_path: Path, capsys) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import runpy
@@ -17,8 +16,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from ast_repro.cli import main
 from ast_repro.datafiles import read_datafile, read_label_csv
-from ast_repro.datasets import cli as data_cli
 from ast_repro.datasets import fetch, prepared_paths, read_weight_file
 from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.audioset import AudioSetError, prepare_audioset, read_segments
@@ -282,9 +281,7 @@ def test_audioset_downloader_fills_in_missing_clips(tmp_path):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser()
-    data_cli.add_arguments(parser)
-    return data_cli.run(parser.parse_args(argv))
+    return main(["data", *argv])
 
 
 def test_data_command_downloads_then_prepares(tmp_path, capsys):
@@ -304,8 +301,11 @@ def test_data_command_downloads_then_prepares(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "eval_5:" in out and str(root) in out
     assert json.loads((root / "prepared.json").read_text())["synthetic"] is False
-    assert _cli(["esc50", "--root", str(tmp_path / "x"), "--url", url, "--no-progress"]) == 1
-    assert "error:" in capsys.readouterr().out
+    # The server is gone: the download fails as a run (exit 3), in one line on stderr.
+    assert _cli(["esc50", "--root", str(tmp_path / "x"), "--url", url, "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"ast-repro data: error: could not download {url}")
+    assert len(err.splitlines()) == 1
 
 
 def test_synthetic_data_command_builds_the_twin_once(tmp_path, monkeypatch, capsys):

@@ -257,11 +257,32 @@ def test_device_front_end_scores_like_the_worker_front_end(data: dict) -> None:
     np.testing.assert_array_equal(results[0].targets, results[1].targets)
 
 
-def test_device_front_end_trains_with_augmentation(results: Path, data: dict) -> None:
+def test_device_front_end_trains_with_augmentation(
+    results: Path, data: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, seen = train_module.loss_on_logits, []
+
+    def spy(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+        seen.append(targets.detach().cpu())
+        return real(logits, targets, kind)
+
+    monkeypatch.setattr(train_module, "loss_on_logits", spy)
     plain = train(tiny_config(data, frontend="device", epochs=1, run_name="d0", mixup=0.0))
+    one_hot, seen[:] = torch.cat(seen), []
     mixed = train(tiny_config(data, frontend="device", epochs=1, run_name="d1", mixup=1.0))
+    soft = torch.cat(seen)
     assert np.isfinite(plain["final"]["train_loss"]) and np.isfinite(mixed["final"]["train_loss"])
     assert plain["final"]["train_loss"] != mixed["final"]["train_loss"]
+    # Without mixup the loss sees one-hot rows. With mixup=1 every clip is mixed with a
+    # partner, lam * y + (1 - lam) * y_partner with lam ~ Beta(10, 10): rows still sum to 1,
+    # and a partner of another class splits the row into two values well inside (0, 1).
+    assert len(one_hot) == len(soft) == 12
+    assert set(one_hot.unique().tolist()) == {0.0, 1.0}
+    torch.testing.assert_close(one_hot.sum(1), torch.ones(12), rtol=0, atol=0)
+    torch.testing.assert_close(soft.sum(1), torch.ones(12))
+    blended = soft[(soft > 0).sum(1) == 2]
+    assert len(blended) >= 2, soft
+    assert ((blended == 0) | ((blended > 0.1) & (blended < 0.9))).all(), blended
 
 
 def test_balanced_sampler_uses_the_original_weights(tmp_path: Path, data: dict) -> None:
@@ -424,10 +445,19 @@ def test_smoke_recipe_learns_the_speech_commands_twin(results: Path, tmp_path: P
 def test_tensorboard_logging(results: Path, data: dict) -> None:
     config = tiny_config(data, epochs=1, tensorboard=True, run_name="tb")
     try:
-        import tensorboard  # noqa: F401
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
         with pytest.raises(ConfigError, match=r"pip install 'ast-repro\[tensorboard\]'"):
             train(config)
         return
-    train(config)
-    assert any((results / "train" / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+    record = train(config)["history"][0]
+    events = EventAccumulator(str(results / "train" / "tb" / "tensorboard"))
+    events.Reload()
+    # Every step's loss and lr; the epoch's train_loss is the mean over its 3 equal batches.
+    steps = events.Scalars("train/loss")
+    assert [event.step for event in steps] == [1, 2, 3]
+    assert np.mean([event.value for event in steps]) == pytest.approx(record["train_loss"], 1e-5)
+    assert events.Scalars("train/lr")[-1].value == pytest.approx(record["lr"], rel=1e-6)
+    for key in ("mAP", "valid_loss", "accuracy"):
+        (epoch,) = events.Scalars(f"valid/{key}")
+        assert (epoch.step, epoch.value) == (1, pytest.approx(record[key], rel=1e-6)), key

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import soundfile as sf
 
+from ast_repro.cli import main
 from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv
 from ast_repro.datasets import validate
 
@@ -64,9 +63,7 @@ def test_sample_rate_requirement_is_configurable(dataset):
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser()
-    validate.add_arguments(parser)
-    return validate.run(parser.parse_args(argv))
+    return main(["validate-data", *argv])
 
 
 def test_command_exit_status_and_summary(dataset, capsys):
@@ -79,7 +76,8 @@ def test_command_exit_status_and_summary(dataset, capsys):
     assert "missing file: 1" in out and "PROBLEMS FOUND" in out
     (dataset / "broken.json").write_text("{not json")
     assert _run([str(dataset / "broken.json")]) == 2
-    assert "broken.json: not valid json" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "broken.json: not valid json" in err and len(err.splitlines()) == 1
 
 
 def test_decode_finds_audio_the_header_hides(dataset, tmp_path):

@@ -21,6 +21,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from ast_repro.errors import AstReproError
+
 # Read errors that mean the archive bytes are damaged rather than our code being wrong.
 _CORRUPTION_ERRORS = (
     zipfile.BadZipFile,
@@ -32,7 +34,7 @@ _CORRUPTION_ERRORS = (
 )
 
 
-class ArchiveError(ValueError):
+class ArchiveError(AstReproError, ValueError):
     """An archive is corrupt or holds a member that would escape the target folder."""
 
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ast_repro.datafiles import Clip, LabelMap, read_label_csv, write_datafile
 from ast_repro.datasets.common import fetch, read_marker, relative_to, write_marker
 from ast_repro.datasets.registry import AUDIOSET_CSV_URL, KnownFile
+from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_text
 from ast_repro.layout import AUDIOSET_LABEL_CSV, DATAFILES_DIR
 from ast_repro.sampling import balanced_weights, weight_file_path, write_weight_file
@@ -52,7 +53,7 @@ YT_DLP_COMMAND = (
 )  # fmt: skip
 
 
-class AudioSetError(ValueError):
+class AudioSetError(AstReproError, ValueError):
     """An AudioSet csv is malformed or a downloader is unavailable."""
 
 

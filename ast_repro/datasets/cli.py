@@ -18,20 +18,15 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ast_repro.audio import AudioError
-from ast_repro.datafiles import DatafileError
 from ast_repro.datasets import audioset, esc50, speechcommands
-from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
 from ast_repro.datasets.registry import RECORD_NAME, KnownFile, read_record
 from ast_repro.datasets.synth.audioset import make_audioset_twin
 from ast_repro.datasets.synth.esc50 import make_esc50_twin
 from ast_repro.datasets.synth.speechcommands import (
-    EspeakMissingError,
     make_speechcommands_twin,
 )
-from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json
 from ast_repro.layout import DATASET_NAMES, default_root, prepared_paths
 
@@ -39,17 +34,6 @@ STEPS = ("all", "synthesize", "download", "prepare")
 SIZES = ("smoke", "small", "medium")
 TWIN_DIR = "twin"
 TWIN_RECORD = "twin.json"
-# Errors caused by the data, the network or the environment: reported, not traced back.
-_USER_ERRORS = (
-    AstReproError,  # a failed download, a changed mirror, a damaged checksum record, ...
-    ArchiveError,
-    DatafileError,
-    AudioError,
-    esc50.Esc50Error,
-    speechcommands.SpeechCommandsError,
-    audioset.AudioSetError,
-    EspeakMissingError,
-)
 _ARCHIVES = {
     "esc50": (esc50.ESC50_URL, esc50.ARCHIVE_NAME),
     "speechcommands": (speechcommands.SPEECHCOMMANDS_URL, speechcommands.ARCHIVE_NAME),
@@ -194,31 +178,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the requested steps and print what was written; 1 on a data or network error."""
+    """Run the requested steps and print what was written.
+
+    Raises:
+        AstReproError: bad data or a missing tool (exit status 2), a download that broke
+            off (3); `ast_repro.cli.main` reports it in one line.
+    """
     downloader = None
     if args.downloader_command:
         downloader = tuple(shlex.split(args.downloader_command))
     elif args.download_audio:
         downloader = audioset.YT_DLP_COMMAND
-    try:
-        fetch(
-            args.name,
-            synthetic=args.synthetic,
-            size=args.size,
-            seed=args.seed,
-            root=args.root,
-            url=args.url,
-            step=args.step,
-            force=args.force,
-            audio_dir=args.audio_dir,
-            unbalanced=not args.no_unbalanced,
-            downloader=downloader,
-            progress=not args.no_progress,
-            accept_new_checksum=args.accept_new_checksum,
-        )
-    except _USER_ERRORS as exc:
-        print(f"error: {exc}")
-        return 1
+    fetch(
+        args.name,
+        synthetic=args.synthetic,
+        size=args.size,
+        seed=args.seed,
+        root=args.root,
+        url=args.url,
+        step=args.step,
+        force=args.force,
+        audio_dir=args.audio_dir,
+        unbalanced=not args.no_unbalanced,
+        downloader=downloader,
+        progress=not args.no_progress,
+        accept_new_checksum=args.accept_new_checksum,
+    )
     return 0
 
 

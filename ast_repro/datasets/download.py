@@ -65,7 +65,7 @@ _NETWORK_ERRORS = (
 Check = Callable[[Path, bool], None]
 
 
-class DownloadError(RunFailed):
+class DownloadError(AstReproError, RuntimeError):
     """A download failed; the message names the URL and where to place the file by hand."""
 
 
@@ -73,8 +73,8 @@ class ChecksumMismatch(AstReproError):
     """A downloaded or existing file is not the one expected (size or sha256 differ)."""
 
 
-class _Interrupted(DownloadError):
-    """The body ended before the announced length; the `.part` file can be resumed."""
+class DownloadInterrupted(RunFailed, DownloadError):
+    """The transfer broke off; the `.part` file is kept and the next run resumes it."""
 
 
 def part_path(dest: str | os.PathLike[str]) -> Path:
@@ -274,7 +274,7 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool) -> None:
         return
     size = part.stat().st_size
     if total is not None and size != total:
-        raise _Interrupted(f"{url}: connection closed after {size} of {total} bytes")
+        raise DownloadInterrupted(f"{url}: connection closed after {size} of {total} bytes")
 
 
 def _stream(
@@ -331,9 +331,10 @@ def download(
         `dest`, complete.
 
     Raises:
-        DownloadError: the network is unreachable, the server refused, the transfer stayed
-            incomplete after `retries` resumes (the `.part` file and its validator are kept
-            for the next call).
+        DownloadInterrupted: the network is unreachable or the transfer stayed incomplete
+            after `retries` resumes (the `.part` file and its validator are kept for the next
+            call).
+        DownloadError: the server refused or the URL's scheme is not supported.
         ChecksumMismatch: the file does not match `sha256`.
         AstReproError: whatever `check` raises.
     """
@@ -359,7 +360,7 @@ def download(
             raise DownloadError(
                 f"{url}: HTTP {exc.code} {exc.reason}. {_by_hand(url, dest)}"
             ) from None
-        except _Interrupted as exc:
+        except DownloadInterrupted as exc:
             last_error = exc
             continue
         except _NETWORK_ERRORS as exc:
@@ -373,4 +374,6 @@ def download(
         kept = f"{have} bytes are kept in {part} and the next run resumes from there"
     else:
         kept = "the server sent no validator (ETag or Last-Modified), so the next run starts over"
-    raise DownloadError(f"could not download {url} ({last_error}); {kept}. {_by_hand(url, dest)}")
+    raise DownloadInterrupted(
+        f"could not download {url} ({last_error}); {kept}. {_by_hand(url, dest)}"
+    )

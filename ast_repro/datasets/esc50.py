@@ -31,6 +31,7 @@ from ast_repro.datasets.common import (
     write_wav,
 )
 from ast_repro.datasets.registry import ESC50_ARCHIVE, ESC50_URL, KnownFile
+from ast_repro.errors import AstReproError
 from ast_repro.layout import DATAFILES_DIR, ESC50_FOLDS, ESC50_LABEL_CSV, esc50_datafiles
 
 ARCHIVE_NAME = ESC50_ARCHIVE
@@ -61,7 +62,7 @@ ESC10_CATEGORIES = frozenset(
 )
 
 
-class Esc50Error(ValueError):
+class Esc50Error(AstReproError, ValueError):
     """The extracted ESC-50 tree does not have the expected structure."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv
 from ast_repro.datasets.common import fetch_and_extract, read_marker, relative_to, write_marker
 from ast_repro.datasets.registry import SPEECHCOMMANDS_ARCHIVE, SPEECHCOMMANDS_URL, KnownFile
+from ast_repro.errors import AstReproError
 from ast_repro.layout import DATAFILES_DIR, prepared_paths
 
 ARCHIVE_NAME = SPEECHCOMMANDS_ARCHIVE
@@ -34,7 +35,7 @@ SPEECHCOMMANDS_WORDS = tuple(
 )
 
 
-class SpeechCommandsError(ValueError):
+class SpeechCommandsError(AstReproError, ValueError):
     """The extracted Speech Commands tree does not have the expected structure."""
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ast_repro.audio import read_audio_info
-from ast_repro.datafiles import Clip, read_datafile, read_label_csv
+from ast_repro.datafiles import Clip, DatafileError, read_datafile, read_label_csv
 
 # The real datasets' split sizes (original_ast.md sections 2.3 and 2.4), for comparison.
 REAL_SPLIT_SIZES: dict[str, dict[str, int]] = {
@@ -41,7 +41,7 @@ def summarize_split(
     labels = read_label_csv(label_csv)
     clips = read_datafile(datafile)
     if not clips:
-        raise ValueError(f"{datafile}: no clips")
+        raise DatafileError(f"{datafile}: no clips")
     per_class: Counter[str] = Counter()
     rates: Counter[int] = Counter()
     seconds = []

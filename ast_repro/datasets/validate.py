@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, AudioError, load_audio, read_audio_info
-from ast_repro.datafiles import DatafileError, read_datafile, read_label_csv
+from ast_repro.cli import int_at_least
+from ast_repro.datafiles import read_datafile, read_label_csv
 
 LABEL_CSV_PATTERN = "*class_labels_indices*.csv"
 # Problems printed one by one before the summary; the rest are only counted.
@@ -152,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sample-rate",
-        type=int,
+        type=int_at_least(1),
         default=TARGET_SAMPLE_RATE,
         help="required sample rate in Hz (default 16000)",
     )
@@ -163,20 +164,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-listed",
-        type=int,
+        type=int_at_least(0),
         default=DEFAULT_MAX_LISTED,
         help="problems printed one by one (the rest are counted)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the report; exit status 0 if clean, 1 on problems, 2 if unreadable."""
-    try:
-        report = validate_datafile(
-            args.datafile, label_csv=args.labels, sample_rate=args.sample_rate, decode=args.decode
-        )
-    except DatafileError as exc:
-        print(f"error: {exc}")
-        return 2
+    """Print the report; exit status 0 if clean, 1 on problems (an unreadable datafile
+    raises `DatafileError`, exit status 2)."""
+    report = validate_datafile(
+        args.datafile, label_csv=args.labels, sample_rate=args.sample_rate, decode=args.decode
+    )
     print(report.summary(max_listed=args.max_listed))
     return 0 if report.ok else 1

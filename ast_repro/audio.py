@@ -1,4 +1,4 @@
-"""Reading audio files into float waveforms (original_ast.md section 1.2).
+"""Reading audio files into float waveforms (original `src/dataloader.py`).
 
 The original reads with `torchaudio.load` (float32 in [-1, 1]) and uses the first channel.
 We read with soundfile, which gives the same float32 scale, and resample with torchaudio
@@ -19,7 +19,8 @@ import torchaudio.functional as AF
 from ast_repro.errors import AstReproError
 from ast_repro.features import FRAME_LENGTH_MS, frame_geometry
 
-# AST models are trained on 16 kHz audio (original_ast.md sections 1.2, 2.3, 2.4).
+# AST models are trained on 16 kHz audio (original `src/dataloader.py`, `egs/esc50/prep_esc50.py`,
+# `egs/speechcommands/prep_sc.py`).
 TARGET_SAMPLE_RATE = 16_000
 
 ChannelPolicy = Literal["first", "mean"]

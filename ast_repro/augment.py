@@ -74,7 +74,7 @@ def mask_interval(
     """[start, end) of a SpecAugment mask from two uniforms, as torchaudio's `mask_along_axis`.
 
     width = floor(u_width * param) in [0, param - 1]; start = floor(u_start * (size - u_width *
-    param)) (original_ast.md section 1.6), computed in float32 like torchaudio.
+    param)) (original `src/dataloader.py`), computed in float32 like torchaudio.
 
     Args:
         u_width, u_start: (B,) float32 uniforms in [0, 1).

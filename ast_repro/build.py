@@ -2,7 +2,9 @@
 
 The original builds `ASTModel(label_dim, fstride, tstride, input_fdim=128, input_tdim,
 imagenet_pretrain, audioset_pretrain, model_size='base384')` in `src/run.py` and reads the
-datafiles the recipe script names (original_ast.md sections 2.1-2.5 and 4). Here the model
+datafiles the recipe script names (original `src/run.py`, `egs/*/run*.sh`,
+`egs/esc50/prep_esc50.py`, `egs/speechcommands/prep_sc.py`, `egs/audioset/gen_weight_file.py`,
+`src/models/ast_models.py`). Here the model
 comes from `ast_repro.model` and its initialization from `ast_repro.weights`:
 - `imagenet_pretrain` (AST-S): DeiT weights, another `imagenet_source` of paper Table 3
   (`ast_repro.pretrained.IMAGENET_SOURCES`), or for the tiny `test` size the offline digits
@@ -44,7 +46,7 @@ from ast_repro.sampling import (
 from ast_repro.waveform_cache import build_cache
 from ast_repro.weights import audioset_init, imagenet_init
 
-# The AudioSet model the original ESC-50 recipe starts from (original_ast.md 4.6).
+# The AudioSet model the original ESC-50 recipe starts from (original `src/models/ast_models.py`).
 AUDIOSET_CHECKPOINT = "audioset_10_10_0.4593.pth"
 
 

@@ -1,4 +1,4 @@
-"""Training recipes: one frozen, flat, validated config per run (original_ast.md section 2).
+"""Training recipes: one frozen, flat, validated config per run (original `egs/*/run*.sh`).
 
 The original passes its hyperparameters through `egs/*/run*.sh` into `src/run.py`. Here a
 run is a `TrainConfig` of flat scalars (nanoGPT style). `RECIPES` (`ast_repro.recipes`)
@@ -39,7 +39,7 @@ METRICS = ("mAP", "acc")
 FRONTENDS = ("worker", "device")
 # ViT-Large has no DeiT release: its ImageNet weights are a Table 3 `imagenet_source`.
 SOURCE_ONLY_SIZES = ("large384",)
-# ESC-50 is scored by 5-fold cross-validation (original_ast.md section 2.3).
+# ESC-50 is scored by 5-fold cross-validation (original `egs/esc50/prep_esc50.py`).
 ESC50_ALL_FOLDS = "1,2,3,4,5"
 
 _TRUE = ("1", "true", "yes", "on")
@@ -72,7 +72,7 @@ class TrainConfig:
     label_csv: str = ""
     train_weights: str = ""  # balanced-sampler weights; empty: <train json stem>_weight.csv
     waveform_cache: bool = False
-    # model (original_ast.md 4): DeiT base 384, 16 x 16 patches at stride 10
+    # model (original `src/models/ast_models.py`): DeiT base 384, 16 x 16 patches at stride 10
     model_size: str = "base384"
     frequency_patch_size: int = DEIT_PATCH_SIZE  # other shapes: Table 6, no pretraining
     time_patch_size: int = DEIT_PATCH_SIZE
@@ -85,7 +85,7 @@ class TrainConfig:
     audioset_pretrain: bool = False
     pretrained_path: str = ""  # local DeiT / AudioSet weights; empty: the default location
     gradient_checkpointing: bool = False
-    # features and augmentation (original_ast.md 1)
+    # features and augmentation (original `src/dataloader.py`)
     target_length: int = 1024
     num_mel_bins: int = 128
     norm_mean: float = AUDIOSET_STATS.mean
@@ -94,7 +94,7 @@ class TrainConfig:
     timem: int = 192
     mixup: float = 0.5
     noise: bool = False
-    # optimization (original_ast.md 5.1)
+    # optimization (original `src/traintest.py`)
     batch_size: int = 12
     eval_batch_size: int = 0  # 0: twice the training batch, as the original
     lr: float = 1e-5
@@ -105,7 +105,7 @@ class TrainConfig:
     warmup: bool = True
     loss: str = "bce"
     balanced_sampler: bool = False
-    # evaluation and model selection (original_ast.md 5.2-5.3)
+    # evaluation and model selection (original `src/traintest.py`)
     metric: str = "mAP"
     wa: bool = False
     wa_start: int = 1

@@ -1,4 +1,4 @@
-"""AST datafiles: the json list of clips and the label csv (original_ast.md section 1.1).
+"""AST datafiles: the json list of clips and the label csv (original `src/dataloader.py`).
 
 A datafile is `{"data": [{"wav": path, "labels": "mid1,mid2"}, ...]}`; extra keys per
 entry are kept but ignored. A label csv has the header `index,mid,display_name` and one

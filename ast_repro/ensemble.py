@@ -1,6 +1,7 @@
 """Weight averaging, checkpoint and multi-run ensembles, and the ESC-50 5-fold summary.
 
-Implements, from the original code (original_ast.md sections 5.2-5.4 and 2.3):
+Implements, from the original code (original `src/traintest.py`, `egs/audioset/ensemble.py`,
+`egs/esc50/prep_esc50.py`):
 - `weight_average`: `validate_wa`, the uniform average of the model weights of epochs
   wa_start..wa_end inclusive (the paper's "weight averaging", section 2.3);
 - `CumulativeEnsemble`: the "cum" checkpoint ensemble, the running mean of the per-epoch

@@ -2,7 +2,7 @@
 
 The original evaluates in eval mode without gradients, turns the logits into sigmoid
 probabilities (also for the CE-trained ESC-50 models) and scores them with mAP, mAUC, d' and
-accuracy (original_ast.md section 5.2). The same loop serves the per-epoch validation of
+accuracy (original `src/traintest.py`). The same loop serves the per-epoch validation of
 `ast_repro.train` (sharded over DDP ranks and gathered on rank 0) and the command
 
     ast-repro evaluate CHECKPOINT DATAFILE [--label-csv CSV] [--output predictions.npz]
@@ -62,8 +62,8 @@ def loss_on_logits(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> to
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(logits, targets)
     if kind == "ce":
-        # NOTE: the original's CE takes argmax(labels.long()), which truncates mixup's soft
-        # labels to zeros (original_ast.md 1.4 item 7). Cross entropy against the soft label
+        # NOTE: the original's CE takes argmax(labels.long()) (`src/traintest.py`, `train`),
+        # which truncates mixup's soft labels to zeros. Cross entropy against the soft label
         # vector equals the original for one-hot labels and is correct under mixup.
         return F.cross_entropy(logits, targets)
     raise ValueError(f"unknown loss {kind!r}; use 'bce' or 'ce'")
@@ -99,7 +99,7 @@ def evaluate_dataset(
     logits, targets = [], []
     for batch in loader:
         x, y = model_inputs(batch, runtime.device, frontend)
-        # the original evaluates under autocast too (original_ast.md 9.11)
+        # the original evaluates under autocast too (original `src/traintest.py`)
         with runtime.autocast():
             out = model(x)
         logits.append(out.float().cpu())

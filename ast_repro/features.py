@@ -1,5 +1,5 @@
 """The AST front end: Kaldi log-mel filterbanks, pad/crop, normalization (paper section 2.1;
-original_ast.md sections 1.3, 1.5 and 1.7).
+original `src/dataloader.py`).
 
 `kaldi_fbank` computes what the original computes with
 `torchaudio.compliance.kaldi.fbank(waveform, htk_compat=True, sample_frequency=sr,
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torchaudio.compliance import kaldi
 
 # Kaldi frame settings used by the original (torchaudio defaults unless the original overrides
-# them; original_ast.md section 1.3).
+# them; original `src/dataloader.py`).
 FRAME_LENGTH_MS = 25.0
 FRAME_SHIFT_MS = 10.0  # the original passes frame_shift=10
 PREEMPHASIS = 0.97
@@ -52,7 +52,7 @@ class NormStats:
     source: str = ""
 
 
-# Published statistics (original_ast.md section 3; egs/*/run*.sh of the original code).
+# Published statistics (original `src/get_norm_stats.py`; egs/*/run*.sh of the original code).
 AUDIOSET_STATS = NormStats(-4.2677393, 4.5689974, "AST egs/audioset/run.sh")
 ESC50_STATS = NormStats(-6.6268077, 5.358466, "AST egs/esc50/run_esc.sh")
 SPEECHCOMMANDS_STATS = NormStats(-6.845978, 5.5654526, "AST egs/speechcommands/run_sc.sh")

@@ -1,6 +1,6 @@
 """Evaluation metrics: per-class AP and ROC AUC, mAP, mAUC, d' and accuracy.
 
-Implements the original `calculate_stats` / `d_prime` (original_ast.md section 5.2): per class,
+Implements the original `calculate_stats` / `d_prime` (original `src/traintest.py`): per class,
 AP is scikit-learn's `average_precision_score` and AUC is `roc_auc_score`; mAP and mAUC are
 their means over classes; d' = sqrt(2) * Phi^-1(mAUC) is computed from the *mean* AUC; accuracy
 compares the argmax of the predictions with the argmax of the targets. The paper reports mAP

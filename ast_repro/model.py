@@ -5,8 +5,8 @@ strides (the overlap of paper section 2.2, Table 5; other patch shapes for Table
 projected to D dimensions, prefixed with the cls and distillation tokens of DeiT, given a
 learned positional embedding and passed through pre-norm transformer blocks (timm's
 `Block`, attention through PyTorch's `scaled_dot_product_attention`). The final outputs of
-the two prefix tokens are averaged and classified by LayerNorm + Linear (original_ast.md
-section 4.5).
+the two prefix tokens are averaged and classified by LayerNorm + Linear (original
+`src/models/ast_models.py`, `ASTModel.forward`).
 
 Parameter names follow the original checkpoints with `module.v.` and `module.` removed, so
 the adapters in `ast_repro.weights` and `ast_repro.hf` are plain renames.
@@ -25,20 +25,22 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-# DeiT blocks and the final norm use LayerNorm eps 1e-6 (timm DeiT; original_ast.md 4.1).
+# DeiT blocks and the final norm use LayerNorm eps 1e-6 (timm DeiT; original
+# `src/models/ast_models.py`).
 DEIT_LAYER_NORM_EPS = 1e-6
-# The original `mlp_head` LayerNorm keeps torch's default eps (original_ast.md 4.5).
+# The original `mlp_head` LayerNorm keeps torch's default eps (original `src/models/ast_models.py`).
 HEAD_LAYER_NORM_EPS = 1e-5
 # Std of the truncated normal for tokens, positions and block weights (timm 0.4.5 ViT init,
-# the original's non-pretrained path, original_ast.md 4.4).
+# the original's non-pretrained path, original `src/models/ast_models.py`).
 INIT_STD = 0.02
-# cls + distillation token in front of the patches (original_ast.md 4.5).
+# cls + distillation token in front of the patches (original `src/models/ast_models.py`).
 NUM_PREFIX_TOKENS = 2
-# DeiT's two ImageNet heads, kept unused by the original (original_ast.md 4.1 and 9.10).
+# DeiT's two ImageNet heads, kept unused by the original (original `src/models/ast_models.py`).
 IMAGENET_NUM_CLASSES = 1000
-# DeiT's 16 x 16 patches, which the AST keeps to reuse its weights (original_ast.md 4.1).
+# DeiT's 16 x 16 patches, which the AST keeps to reuse its weights (original
+# `src/models/ast_models.py`).
 DEIT_PATCH_SIZE = 16
-# Where the DeiT ImageNet weights were released (original_ast.md 4.1).
+# Where the DeiT ImageNet weights were released (original `src/models/ast_models.py`).
 DEIT_URL_BASE = "https://dl.fbaipublicfiles.com/deit/"
 
 
@@ -67,7 +69,8 @@ class ModelSize:
         return None if self.deit_file is None else DEIT_URL_BASE + self.deit_file
 
 
-# original_ast.md 4.1. `test` is a tiny size for CPU tests and smoke runs; its ImageNet
+# original `src/models/ast_models.py`. `test` is a tiny size for CPU tests and smoke runs; its
+# ImageNet
 # stand-in is the digits proxy of `ast_repro.proxy_pretrain` (48 x 48 images, 3 x 3 grid).
 # `large384` has no DeiT release: its weights are the `vit_large_patch16_384` source of
 # `ast_repro.pretrained.IMAGENET_SOURCES` (paper Table 3).
@@ -254,7 +257,7 @@ class PatchEmbed(nn.Module):
     """(frequency, time) patches with separate strides, one input channel (16 x 16 by default).
 
     timm's `PatchEmbed` ties the stride to the patch size and checks the image size, so the
-    AST needs its own (the original also replaced timm's, original_ast.md 4.1).
+    AST needs its own (the original also replaced timm's, original `src/models/ast_models.py`).
     """
 
     def __init__(

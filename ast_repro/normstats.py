@@ -1,4 +1,4 @@
-"""Dataset normalization statistics (original_ast.md section 3; notebook 01_norm_stats).
+"""Dataset normalization statistics (original `src/get_norm_stats.py`; notebook 01_norm_stats).
 
 AST normalizes log-mel features to mean 0 and std 0.5 with a dataset's mean and std. The
 original `src/get_norm_stats.py` estimates them as the *average of per-batch means and

@@ -1,4 +1,4 @@
-"""Optimization of the original `src/traintest.py` (original_ast.md section 5.1).
+"""Optimization of the original `src/traintest.py`.
 
 Adam over all parameters with betas (0.95, 0.999) and weight decay 5e-7; when `warmup` is on,
 the staircase warm-up of the first 1000 steps; and a per-epoch step decay,
@@ -14,10 +14,10 @@ import torch
 from ast_repro.config import TrainConfig
 
 # Warm-up of traintest.py: while global_step <= 1000 and global_step % 50 == 0, the learning
-# rate is set to global_step / 1000 * lr (steps 0..49 at lr 0; original_ast.md 5.1).
+# rate is set to global_step / 1000 * lr (steps 0..49 at lr 0; original `src/traintest.py`).
 WARMUP_STEPS = 1000
 WARMUP_INTERVAL = 50
-# Adam of traintest.py (original_ast.md 5.1).
+# Adam of traintest.py (original `src/traintest.py`).
 ADAM_BETAS = (0.95, 0.999)
 ADAM_WEIGHT_DECAY = 5e-7
 # MultiStepLR(milestones=range(lrscheduler_start, 1000, lrscheduler_step)) (original 5.1).
@@ -44,7 +44,7 @@ def make_scheduler(
 ) -> torch.optim.lr_scheduler.MultiStepLR:
     """Per-epoch step decay: lr *= decay after each epoch in range(start, 1000, step)."""
     # NOTE: as the current scripts; the released Speech Commands log predates them and used
-    # range(5, 26), so its lr stops decaying after epoch 26 (original_ast.md 2.2).
+    # range(5, 26), so its lr stops decaying after epoch 26 (original `egs/*/run*.sh`).
     milestones = list(range(config.lrscheduler_start, LAST_MILESTONE, config.lrscheduler_step))
     return torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=milestones, gamma=config.lrscheduler_decay

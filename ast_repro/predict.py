@@ -2,7 +2,8 @@
 
 The original inference script computes the fbank of one clip, pads or crops it to the
 model's length, normalizes it, applies the model and a sigmoid and prints the top classes
-(original_ast.md section 5.6). `ast-repro predict CHECKPOINT a.wav b.wav --top-k 5` does the
+(original `egs/audioset/inference.py`). `ast-repro predict CHECKPOINT a.wav b.wav --top-k 5` does
+the
 same from a training checkpoint, which carries the features' settings and the label names.
 """
 

@@ -1,7 +1,7 @@
 """Where a run executes: device, mixed precision and `torchrun` process groups.
 
 The original trains with `nn.DataParallel` over the visible GPUs and fp16 autocast with a
-GradScaler (original_ast.md sections 5.1 and 9.11). Here one process per GPU under `torchrun`
+GradScaler (original `src/traintest.py`). Here one process per GPU under `torchrun`
 and DistributedDataParallel, bf16 autocast on CUDA by default (fp16 with a GradScaler as an
 option) and fp32 on CPU. A run started without `torchrun` is a world of one.
 """

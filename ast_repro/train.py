@@ -3,7 +3,7 @@
 Adam (betas 0.95/0.999, weight decay 5e-7), the original's warm-up staircase and per-epoch
 step decay, BCE or cross entropy on (mixup-)soft labels, per-epoch validation with the
 cumulative checkpoint ensemble, weight averaging over an epoch range and, for Speech
-Commands, the best-validation model scored on the test set (original_ast.md sections 5.1-5.3).
+Commands, the best-validation model scored on the test set (original `src/traintest.py`).
 On top: bf16/fp16 autocast, DistributedDataParallel under `torchrun`, per-epoch atomic
 checkpoints with exact resumption, and a guard against non-finite losses.
 

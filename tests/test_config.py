@@ -1,8 +1,7 @@
 """Tests of ast_repro.config: the recipes against the original's table, and the one
 validated override path.
 
-The reference table below is typed from shared/reference/original_ast.md section 2.2 (the
-original's egs/*/run*.sh), independently of config.py.
+The reference table below is typed from the original `egs/*/run*.sh`, independently of config.py.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from ast_repro.config import (
     resolve,
 )
 
-# original_ast.md 2.2, one column per recipe; esc50 is AST-P (audioset_pretrain=True, lr 1e-5),
+# original `egs/*/run*.sh`, one column per recipe; esc50 is AST-P (audioset_pretrain=True, lr 1e-5),
 # esc50_imagenet AST-S (lr 1e-4).
 REFERENCE = {
     "audioset_full": dict(

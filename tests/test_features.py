@@ -216,7 +216,8 @@ def test_normalize_targets_std_half() -> None:
     stats = NormStats(mean=-3.0, std=2.0)
     x = torch.tensor([-3.0, 1.0, -7.0])
     torch.testing.assert_close(normalize(x, stats), torch.tensor([0.0, 1.0, -1.0]))
-    # Padded cells (0.0) land at -mean / (2 std): +0.467 for AudioSet (original_ast.md 1.5).
+    # Padded cells (0.0) land at -mean / (2 std): +0.467 for AudioSet (original
+    # `src/dataloader.py`).
     for stats, padded in ((AUDIOSET_STATS, 0.467), (ESC50_STATS, 0.618)):
         assert normalize(torch.zeros(1), stats).item() == pytest.approx(padded, abs=5e-4)
     assert normalize(torch.zeros(1), SPEECHCOMMANDS_STATS).item() == pytest.approx(0.615, abs=1e-3)

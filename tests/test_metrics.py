@@ -73,7 +73,8 @@ def test_accuracy_is_argmax_agreement() -> None:
 
 
 def test_d_prime_matches_the_original_logs() -> None:
-    # original_ast.md 5.3/5.4: AUC 0.9786 -> d' 2.864; 0.980985 -> 2.934; 0.5 -> 0
+    # original `src/traintest.py`, `egs/audioset/ensemble.py`: AUC 0.9786 -> d' 2.864; 0.980985 ->
+    # 2.934; 0.5 -> 0
     assert d_prime(0.9786) == pytest.approx(2.864, abs=1e-3)
     assert d_prime(0.980985) == pytest.approx(2.934, abs=1e-3)
     assert d_prime(0.5) == pytest.approx(0.0, abs=1e-12)

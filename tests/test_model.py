@@ -1,4 +1,5 @@
-"""The AST architecture held to the paper and the original code (original_ast.md section 4)."""
+"""The AST architecture held to the paper and the original code (original
+`src/models/ast_models.py`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from ast_repro.model import (
     size_config,
 )
 
-# original_ast.md 4.3: (stride, max_length) -> (frequency patches, time patches, patches).
+# original `src/models/ast_models.py`: (stride, max_length) -> (frequency patches, time patches,
+# patches).
 GRIDS = [
     (10, 1024, 12, 101, 1212),
     (12, 1024, 10, 85, 850),
@@ -35,7 +37,7 @@ GRIDS = [
 # Paper Table 6 (no overlap, 128 x 1024): (frequency patch, time patch) -> patches.
 TABLE6_SHAPES = [((128, 2), 1, 512), ((16, 16), 8, 512), ((32, 32), 4, 128)]
 
-# Parameters logged by the original runs (original_ast.md 2.2): max_length, labels, millions.
+# Parameters logged by the original runs (original `egs/*/run*.sh`): max_length, labels, millions.
 LOGGED_PARAMETERS = [(1024, 527, 88.132), (512, 50, 87.295), (128, 35, 86.933)]
 
 

@@ -62,7 +62,7 @@ def test_warmup_is_the_original_staircase() -> None:
 @pytest.mark.parametrize(
     ("recipe", "expected"),
     [
-        # original_ast.md 5.1: logged AudioSet-full rates, halved after epoch 2
+        # original `src/traintest.py`: logged AudioSet-full rates, halved after epoch 2
         ("audioset_full", [1e-5, 1e-5, 5e-6, 2.5e-6, 1.25e-6]),
         # ESC-50: epochs 1-5 at 1e-5, then x0.85 per epoch
         ("esc50", [1e-5] * 5 + [8.5e-6, 7.225e-6]),

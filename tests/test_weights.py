@@ -1,4 +1,5 @@
-"""Weight adaptation and checkpoint loading (original_ast.md 4.2, 4.4, 4.6, 5.5).
+"""Weight adaptation and checkpoint loading (original `src/models/ast_models.py`, the original
+README.md).
 
 Every expectation is computed independently here: explicit slices, direct `F.interpolate`
 calls and explicit channel sums, never the functions under test.

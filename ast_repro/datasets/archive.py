@@ -1,4 +1,5 @@
-"""Safe extraction of the dataset archives (original_ast.md sections 2.3 and 2.4).
+"""Safe extraction of the dataset archives (original `egs/esc50/prep_esc50.py`,
+`egs/speechcommands/prep_sc.py`).
 
 The original recipes run `unzip` and `tar -xzf` on whatever arrives. Here every member is
 checked before anything is written: absolute names, `..` components, symbolic links, hard

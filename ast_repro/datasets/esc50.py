@@ -1,4 +1,5 @@
-"""ESC-50: download, verify, resample to 16 kHz, write the 5-fold datafiles (original_ast.md 2.3).
+"""ESC-50: download, verify, resample to 16 kHz, write the 5-fold datafiles (original
+`egs/esc50/prep_esc50.py`).
 
 Mirrors `egs/esc50/prep_esc50.py`: the master zip extracts to `ESC-50-master/`, every clip
 of `audio/` is resampled from 44.1 kHz to 16 kHz into `audio_16k/`, and for each fold k the

@@ -1,4 +1,5 @@
-"""Speech Commands V2: download, verify, split, write datafiles (original_ast.md section 2.4).
+"""Speech Commands V2: download, verify, split, write datafiles (original
+`egs/speechcommands/prep_sc.py`).
 
 Mirrors `egs/speechcommands/prep_sc.py`: the v0.02 tar.gz is extracted into
 `speech_commands_v0.02/`; validation and test clips are the ones named in

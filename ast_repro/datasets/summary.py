@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ast_repro.audio import read_audio_info
 from ast_repro.datafiles import Clip, DatafileError, read_datafile, read_label_csv
 
-# The real datasets' split sizes (original_ast.md sections 2.3 and 2.4), for comparison.
+# The real datasets' split sizes (original `egs/esc50/prep_esc50.py`,
+# `egs/speechcommands/prep_sc.py`), for comparison.
 REAL_SPLIT_SIZES: dict[str, dict[str, int]] = {
     "speechcommands": {"train": 84_843, "valid": 9_981, "eval": 11_005},
     "esc50": {"train": 1_600, "eval": 400},  # per fold

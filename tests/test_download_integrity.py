@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ast_repro import cli
 from ast_repro.datasets import cli as data_cli
 from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.audioset import (
@@ -33,6 +34,7 @@ from ast_repro.datasets.common import fetch
 from ast_repro.datasets.download import (
     ChecksumMismatch,
     DownloadError,
+    DownloadInterrupted,
     download,
     part_path,
     strong_validator,
@@ -203,7 +205,8 @@ def test_first_download_is_recorded_and_a_changed_file_is_refused(served, tmp_pa
         fetch(base + NAME, dest, progress=False, accept_new_checksum=True)
     assert read_record(record)[NAME].sha256 == digest_of(served / NAME).sha256
     assert ChecksumMismatch("x").exit_code == EXIT_BAD_INPUT
-    assert DownloadError("x").exit_code == EXIT_RUN_FAILED
+    assert DownloadError("x").exit_code == EXIT_BAD_INPUT  # refused: the URL or the server
+    assert DownloadInterrupted("x").exit_code == EXIT_RUN_FAILED  # broke off: resume it
 
 
 def test_a_damaged_copy_on_disk_is_refused_and_kept(served, tmp_path):
@@ -275,8 +278,9 @@ def test_data_command_reports_a_changed_mirror_in_one_line(tmp_path, capsys):
         data = bytearray(archive.read_bytes())
         data[100] ^= 0xFF
         (folder / archive.name).write_bytes(bytes(data))
-        assert data_cli.run(parser.parse_args([*argv, "--force"])) != 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+        capsys.readouterr()
+        assert cli.main(["data", *argv, "--force"]) == EXIT_BAD_INPUT
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and archive.name in lines[0] and "--accept-new-checksum" in lines[0]
     assert not (root / "ESC-50-master").exists()
 

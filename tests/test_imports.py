@@ -26,11 +26,17 @@ SHARED = frozenset(
     {
         "ast_repro",
         "ast_repro.audio",
+        # the command layer: argument types and the error policy every command shares
+        "ast_repro.cli",
         "ast_repro.datafiles",
         "ast_repro.errors",
+        # the Kaldi frame geometry, which audio checks clip lengths against
+        "ast_repro.features",
         "ast_repro.fileio",
         "ast_repro.layout",
         "ast_repro.results",
+        # the process's rank and device, which the command layer reports errors from
+        "ast_repro.runtime",
         "ast_repro.sampling",
         "ast_repro.seeding",
     }

@@ -22,6 +22,7 @@ import copy
 import platform
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from ast_repro.bench import time_interleaved
 from ast_repro.fileio import atomic_write_json
-from ast_repro.model import AST, MODEL_SIZES, create_model
+from ast_repro.model import AST, MODEL_SIZES, ASTConfig, create_model
 from ast_repro.results import device_description, git_commit, results_dir
 
 BASELINE = "transformers (sdpa)"
@@ -197,3 +198,47 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out, result)
     print(f"wrote {out}")
     return 0
+
+
+def forward_seconds(
+    configs: dict[str, ASTConfig],
+    *,
+    batch: int = 1,
+    repeats: int = 3,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """Measured forward time per clip of each architecture (paper Table 5's cost).
+
+    Each model gets random weights and a random (batch, max_length, num_mel_bins) input;
+    the forwards run under `torch.inference_mode` in fp32, timed in interleaved rounds after a
+    warm-up (`ast_repro.bench.time_interleaved`) so that a change in machine load affects
+    every architecture alike.
+
+    Args:
+        configs: name -> architecture, e.g. one per stride.
+        batch: clips per forward.
+        repeats: timed rounds; the median is taken.
+        device: default cuda when present, else cpu.
+
+    Returns:
+        name -> median seconds per clip.
+
+    Raises:
+        ValueError: batch or repeats below 1.
+    """
+    if batch < 1 or repeats < 1:
+        raise ValueError(f"batch and repeats must be positive, got {batch} and {repeats}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    gen = torch.Generator().manual_seed(0)
+    calls: dict[str, tuple[Callable[[], object], bool]] = {}
+    for name, config in configs.items():
+        torch.manual_seed(0)
+        model = AST(config).to(device).eval()
+        x = torch.randn(batch, config.max_length, config.num_mel_bins, generator=gen).to(device)
+        calls[name] = (partial(_infer, model, x), device.type == "cuda")
+    return {name: s / batch for name, s in time_interleaved(calls, repeats).items()}
+
+
+def _infer(model: AST, x: torch.Tensor) -> object:
+    with torch.inference_mode():
+        return model(x)

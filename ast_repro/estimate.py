@@ -116,6 +116,8 @@ def architecture(config: TrainConfig, num_labels: int = 527) -> ASTConfig:
         config.model_size,
         num_mel_bins=config.num_mel_bins,
         max_length=config.target_length,
+        frequency_patch_size=config.frequency_patch_size,
+        time_patch_size=config.time_patch_size,
         frequency_stride=config.frequency_stride,
         time_stride=config.time_stride,
         num_labels=num_labels,

@@ -250,7 +250,7 @@ def make_dataset(
         training: augment per clip with draws seeded by (seed, epoch, index). The batched
             path ignores it: `BatchFrontEnd` augments whole batches on the device.
         seed: the run's seed.
-        waveform_cache: a cache of the datafile's decoded clips (`ast_repro.datasets.cache`).
+        waveform_cache: a cache of the datafile's decoded clips (`ast_repro.waveform_cache`).
 
     Returns:
         An `AudioDataset` of (fbank, labels), or for `frontend.batched` a `WaveformDataset` of

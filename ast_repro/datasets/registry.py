@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ast_repro.datasets.download import ChecksumMismatch, sha256_of
-from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV
 from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_write_json
+from ast_repro.layout import AUDIOSET_LABEL_CSV
 
 # The URL the original ESC-50 recipe fetches with wget (karoldvl is the old name of the
 # karolpiczak account; GitHub redirects).

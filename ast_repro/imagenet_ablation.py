@@ -67,6 +67,13 @@ class AblationTable:
     rows: dict[str, str]
     paper: dict[str, float]
 
+    def paper_rows(self) -> list[dict[str, Any]]:
+        """The paper's numbers as table rows: variant, row (label) and paper."""
+        return [
+            {"variant": variant, "row": self.rows[variant], "paper": value}
+            for variant, value in self.paper.items()
+        ]
+
 
 def paper_reference(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The paper's numbers: `results/paper_reference.json` of the checkout, or `path`.
@@ -296,3 +303,31 @@ def sincos_grid(grid: tuple[int, int], dim: int) -> torch.Tensor:
     from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 
     return build_sincos2d_pos_embed(list(grid), dim=dim)[None]  # (1, H * W, D)
+
+
+def neighbour_similarity(pos_embed: torch.Tensor, grid: tuple[int, int]) -> tuple[float, float]:
+    """Mean cosine similarity of adjacent positions along frequency and along time.
+
+    A centre cut keeps the source grid's spacing (its neighbours are as alike as before);
+    resizing a whole axis to fewer cells puts more source cells between neighbours, which
+    makes them less alike; a re-initialized grid has no neighbourhoods at all (about 0).
+
+    Args:
+        pos_embed: (1, H * W, D) or (H * W, D) grid tokens, frequency-major.
+        grid: (H, W) = (frequency rows, time columns), each at least 2.
+
+    Returns:
+        (frequency, time) mean similarities in [-1, 1].
+
+    Raises:
+        ValueError: the tokens do not form the grid, or an axis has a single cell.
+    """
+    rows, cols = grid
+    tokens = pos_embed.detach().float().reshape(-1, pos_embed.shape[-1])  # (H * W, D)
+    if tokens.shape[0] != rows * cols or min(grid) < 2:
+        raise ValueError(f"{tokens.shape[0]} positions do not form a grid {rows} x {cols} "
+                         "with at least 2 cells per axis")  # fmt: skip
+    cells = tokens.reshape(rows, cols, -1)  # (H, W, D)
+    frequency = torch.cosine_similarity(cells[1:], cells[:-1], dim=-1).mean().item()
+    time = torch.cosine_similarity(cells[:, 1:], cells[:, :-1], dim=-1).mean().item()
+    return frequency, time

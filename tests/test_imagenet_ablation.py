@@ -17,6 +17,7 @@ from ast_repro.imagenet_ablation import (
     compare_ordering,
     embedding_scale,
     headline,
+    neighbour_similarity,
     paper_reference,
     sincos_grid,
     table_rows,
@@ -143,3 +144,22 @@ def test_kernels_share_one_symmetric_colour_scale() -> None:
         plots.kernels(list(axes[:2]), drawn)
     with pytest.raises(ValueError, match="must be"):
         plots.kernels([axes[0]], {"rgb": weight[0]})
+
+
+def test_neighbour_similarity_sees_cut_squeeze_and_reinit(tables) -> None:
+    source = sincos_grid((24, 24), 64)
+    frequency, time = neighbour_similarity(source, (24, 24))
+    assert frequency == pytest.approx(time, abs=1e-6)  # a square sine-cosine grid
+    cut = adapt_pos_embed(source, (24, 24), (12, 101), mode="ast")
+    squeezed = adapt_pos_embed(source, (24, 24), (12, 101), mode="bilinear")
+    fresh = adapt_pos_embed(source, (24, 24), (12, 101), mode="reinit",
+                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert neighbour_similarity(cut, (12, 101))[0] == pytest.approx(frequency, abs=1e-3)
+    assert neighbour_similarity(squeezed, (12, 101))[0] < frequency - 0.01
+    assert abs(neighbour_similarity(fresh, (12, 101))[0]) < 0.1
+    assert neighbour_similarity(cut, (12, 101))[1] > time  # 24 columns stretched to 101
+    with pytest.raises(ValueError, match="do not form a grid"):
+        neighbour_similarity(source, (12, 101))
+    assert tables["table4"].paper_rows()[0] == {
+        "variant": "pos_reinit", "row": "reinitialized", "paper": 0.305
+    }  # fmt: skip

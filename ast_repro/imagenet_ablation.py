@@ -149,7 +149,7 @@ def ablation_tables(reference: Mapping[str, Any]) -> dict[str, AblationTable]:
     }
 
 
-def headline(row: Mapping[str, Any]) -> float | None:
+def reported_result(row: Mapping[str, Any]) -> float | None:
     """The number a grid row is compared on, as the paper reports it for its recipe.
 
     The weight-averaged model's metric where the recipe averages weights (AudioSet), else
@@ -170,7 +170,7 @@ def table_rows(rows: Sequence[Mapping[str, Any]], table: AblationTable) -> list[
         table: from `ablation_tables`.
 
     Returns:
-        Copies of the rows whose variant is in the table; `result` is `headline(row)`.
+        Copies of the rows whose variant is in the table; `result` is `reported_result(row)`.
     """
     order = {variant: i for i, variant in enumerate(table.rows)}
     chosen = sorted(
@@ -178,7 +178,7 @@ def table_rows(rows: Sequence[Mapping[str, Any]], table: AblationTable) -> list[
         key=lambda row: (order[row["variant"]], row["seed"]),
     )
     return [
-        {**row, "row": table.rows[row["variant"]], "result": headline(row),
+        {**row, "row": table.rows[row["variant"]], "result": reported_result(row),
          "paper": table.paper.get(row["variant"])}
         for row in chosen
     ]  # fmt: skip

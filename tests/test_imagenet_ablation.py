@@ -16,9 +16,9 @@ from ast_repro.imagenet_ablation import (
     ablation_tables,
     compare_ordering,
     embedding_scale,
-    headline,
     neighbour_similarity,
     paper_reference,
+    reported_result,
     sincos_grid,
     table_rows,
     variant_means,
@@ -65,10 +65,10 @@ def test_table3_variants_resolve_for_the_paper_recipe(variant: str) -> None:
 
 
 def test_headline_prefers_weight_average_then_test_then_last() -> None:
-    assert headline({"wa": 0.3, "test": 0.2, "last": 0.1}) == 0.3
-    assert headline({"wa": None, "test": 0.2, "last": 0.1}) == 0.2
-    assert headline({"wa": None, "test": None, "last": 0.1}) == 0.1
-    assert headline({"last": None}) is None
+    assert reported_result({"wa": 0.3, "test": 0.2, "last": 0.1}) == 0.3
+    assert reported_result({"wa": None, "test": 0.2, "last": 0.1}) == 0.2
+    assert reported_result({"wa": None, "test": None, "last": 0.1}) == 0.1
+    assert reported_result({"last": None}) is None
 
 
 def test_table_rows_keep_the_tables_order_labels_and_paper(tables) -> None:

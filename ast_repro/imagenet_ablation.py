@@ -287,7 +287,7 @@ def embedding_scale(model: AST, features: torch.Tensor) -> EmbeddingScale:
     )
 
 
-def sincos_grid(grid: tuple[int, int], dim: int) -> torch.Tensor:
+def sincos_grid(grid: tuple[int, int], dim: int, *, temperature: float = 10.0) -> torch.Tensor:
     """A smooth 2-D sine-cosine positional grid (timm's `build_sincos2d_pos_embed`).
 
     Stands in for a learned ImageNet grid where none is at hand, to show what
@@ -296,13 +296,16 @@ def sincos_grid(grid: tuple[int, int], dim: int) -> torch.Tensor:
     Args:
         grid: (rows, cols).
         dim: embedding width, a multiple of 4.
+        temperature: the longest wavelength in cells; the default 10 (timm's is 10000)
+            keeps each position alike to a few neighbours only, which makes a cut and a
+            squeeze look different.
 
     Returns:
         (1, rows * cols, dim) grid tokens, row-major.
     """
     from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 
-    return build_sincos2d_pos_embed(list(grid), dim=dim)[None]  # (1, H * W, D)
+    return build_sincos2d_pos_embed(list(grid), dim=dim, temperature=temperature)[None]
 
 
 def neighbour_similarity(pos_embed: torch.Tensor, grid: tuple[int, int]) -> tuple[float, float]:

@@ -154,8 +154,8 @@ def test_neighbour_similarity_sees_cut_squeeze_and_reinit(tables) -> None:
     squeezed = adapt_pos_embed(source, (24, 24), (12, 101), mode="bilinear")
     fresh = adapt_pos_embed(source, (24, 24), (12, 101), mode="reinit",
                             generator=torch.Generator().manual_seed(0))  # fmt: skip
-    assert neighbour_similarity(cut, (12, 101))[0] == pytest.approx(frequency, abs=1e-3)
-    assert neighbour_similarity(squeezed, (12, 101))[0] < frequency - 0.01
+    assert neighbour_similarity(cut, (12, 101))[0] == pytest.approx(frequency, abs=5e-3)
+    assert neighbour_similarity(squeezed, (12, 101))[0] < frequency - 0.05
     assert abs(neighbour_similarity(fresh, (12, 101))[0]) < 0.1
     assert neighbour_similarity(cut, (12, 101))[1] > time  # 24 columns stretched to 101
     with pytest.raises(ValueError, match="do not form a grid"):

@@ -213,11 +213,21 @@ class Ordering:
     def line(self, label: str) -> str:
         """One line for a notebook, e.g. "smoke ordering matches the paper: no (...)"."""
         if self.matches is None:
-            return f"{label} ordering: fewer than two variants with a paper number to compare"
-        paper = " < ".join(f"{v} {self.values[v][1]:.3f}" for v in self.paper)
-        ours = " < ".join(f"{v} {self.values[v][0]:.3f}" for v in self.measured)
+            return (f"{label} ordering: nothing to compare with the paper (fewer than two of "
+                    "these variants have a paper number)")  # fmt: skip
+        paper = _chain(self.paper, {v: paper for v, (_, paper) in self.values.items()})
+        ours = _chain(self.measured, {v: measured for v, (measured, _) in self.values.items()})
         verdict = "yes" if self.matches else "no"
         return f"{label} ordering matches the paper: {verdict} (paper {paper}; {label} {ours})"
+
+
+def _chain(order: Sequence[str], values: Mapping[str, float]) -> str:
+    """ "a 0.100 < b 0.200 = c 0.200": variants in ascending order, ties marked."""
+    text = f"{order[0]} {values[order[0]]:.3f}"
+    for previous, variant in zip(order, order[1:], strict=False):
+        sign = "=" if values[variant] == values[previous] else "<"
+        text += f" {sign} {variant} {values[variant]:.3f}"
+    return text
 
 
 def compare_ordering(measured: Mapping[str, float], paper: Mapping[str, float]) -> Ordering:

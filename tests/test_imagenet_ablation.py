@@ -98,10 +98,11 @@ def test_compare_ordering_matches_mismatches_and_ignores_paper_ties() -> None:
     assert "matches the paper: no" in swapped.line("smoke")
     tie = compare_ordering({"reinit": 0.1, "nearest": 0.2, "bilinear": 0.2}, paper)
     assert tie.matches is False  # the paper separates them, the measurement does not
+    assert tie.line("smoke").endswith("smoke reinit 0.100 < nearest 0.200 = bilinear 0.200)")
     equal_in_paper = compare_ordering({"a": 0.2, "b": 0.1}, {"a": 0.3, "b": 0.3})
     assert equal_in_paper.matches is True
     alone = compare_ordering({"reinit": 0.1, "other": 0.5}, paper)
-    assert alone.matches is None and "fewer than two" in alone.line("smoke")
+    assert alone.matches is None and "nothing to compare" in alone.line("smoke")
 
 
 def test_embedding_scale_sum_is_three_times_average_without_bias() -> None:

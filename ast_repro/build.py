@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from ast_repro.checkpoint import load_imagenet_state_dict, read_audioset_weights
+from ast_repro.checkpoint import StateDict, load_imagenet_state_dict, read_audioset_weights
 from ast_repro.config import ConfigError, TrainConfig
 from ast_repro.data import make_dataset
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
@@ -183,19 +183,30 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
         if config.audioset_pretrain:
             _audioset_init(model, config)
         elif config.imagenet_pretrain:
-            path = config.pretrained_path or None
-            if path is None and config.imagenet_source:
-                path = imagenet_source_path(config.imagenet_source)  # raises with the URL
-            elif path is None and config.model_size == PROXY_SIZE:
-                ensure_proxy(runtime)
-            state_dict = load_imagenet_state_dict(config.model_size, path)
             imagenet_init(
                 model,
-                state_dict,
+                imagenet_state_dict(config, runtime),
                 pos_mode=config.pos_embed_mode,
                 channel_mode=config.channel_merge,
             )
     return model
+
+
+def imagenet_state_dict(config: TrainConfig, runtime: Runtime) -> StateDict:
+    """The ImageNet weights a run starts from, in timm's format (before any adaptation).
+
+    `pretrained_path` if set, else the Table 3 `imagenet_source`, else the model size's own
+    DeiT, or for the `test` size the digits proxy (pre-trained here on first use).
+
+    Raises:
+        ModelFileMissing: the weights are absent; the message says what to fetch.
+    """
+    path = config.pretrained_path or None
+    if path is None and config.imagenet_source:
+        path = imagenet_source_path(config.imagenet_source)  # raises with the URL
+    elif path is None and config.model_size == PROXY_SIZE:
+        ensure_proxy(runtime)
+    return load_imagenet_state_dict(config.model_size, path)
 
 
 def ensure_proxy(runtime: Runtime) -> Path:

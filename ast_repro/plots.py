@@ -115,6 +115,36 @@ def pos_embed_grid(
     return image
 
 
+def kernels(axes: Sequence[Axes], kernels: Mapping[str, torch.Tensor]) -> AxesImage:
+    """Draw 2-D conv kernels side by side on one colour scale, symmetric about zero.
+
+    One scale for all makes the channel merge of paper section 2.2 visible: the RGB kernels
+    of a patch filter, their sum (the original code) and their average (a third of it).
+
+    Args:
+        axes: one axes per kernel.
+        kernels: title -> (P, P) kernel, e.g. `weight[filter, channel]`.
+
+    Returns:
+        The last image (for a colorbar).
+
+    Raises:
+        ValueError: the numbers of axes and kernels differ, or a kernel is not 2-D.
+    """
+    if len(axes) != len(kernels):
+        raise ValueError(f"{len(kernels)} kernels need as many axes, got {len(axes)}")
+    values = {name: kernel.detach().cpu().float() for name, kernel in kernels.items()}
+    if any(kernel.ndim != 2 for kernel in values.values()):
+        raise ValueError("each kernel must be (P, P); index the filter and the channel first")
+    limit = max(kernel.abs().max().item() for kernel in values.values()) or 1.0
+    for ax, (name, kernel) in zip(axes, values.items(), strict=True):
+        image = ax.imshow(kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return image
+
+
 # The first patch and its neighbours along time and along frequency: (row, col) -> colour.
 _HIGHLIGHTS = {(0, 0): "tab:cyan", (0, 1): "tab:green", (1, 0): "tab:orange"}
 

@@ -1,0 +1,346 @@
+"""The ImageNet-initialization ablations of paper section 2.2 and Tables 2-4 (notebook 02).
+
+The original builds every model of these tables in `ASTModel.__init__`
+(`src/models/ast_models.py`); the ablation scripts themselves were not released. Here each
+table row is a variant of a grid (`ast_repro.experiments.run_grid`): config overrides of the
+recipe, through the same validated path as `ast-repro train --set`. `INIT_VARIANTS` holds
+Table 2 (no pretraining against ImageNet), Table 4 (positional-embedding adaptation) and the
+channel merge of the patch kernel; `SOURCE_VARIANTS` holds the other ImageNet weights of
+Table 3. The `imagenet` variant is the recipe itself, the row every table marks "used":
+distilled DeiT, the "ast" cut-and-interpolate positions and the summed kernel.
+
+Besides the variants: the paper's numbers for each table (`ablation_tables`, from
+`results/paper_reference.json`), the check of a measured ordering against the paper's
+(`compare_ordering`), and the scale of the patch embedding next to the positional
+embedding it is added to (`embedding_scale`), which is what the channel merge changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ast_repro.model import AST
+from ast_repro.results import repo_root
+
+PAPER_REFERENCE = "paper_reference.json"
+# Variant names of the grid (results/train/<grid>/<variant>-s<seed>/).
+RECIPE_VARIANT = "imagenet"
+INIT_VARIANTS: dict[str, dict[str, Any]] = {
+    "scratch": {"imagenet_pretrain": False},  # Table 2: no pretraining
+    RECIPE_VARIANT: {},  # DeiT distilled, "ast" positions, summed kernel (the original code)
+    "pos_bilinear": {"pos_embed_mode": "bilinear"},  # Table 4, whole-grid reading
+    "pos_nearest": {"pos_embed_mode": "nearest"},  # Table 4
+    "pos_reinit": {"pos_embed_mode": "reinit"},  # Table 4
+    "channel_average": {"channel_merge": "average"},  # the paper text's "average"
+}
+# Table 3; its "DeiT with distillation (used)" row is the `imagenet` variant. The paper trains
+# ViT-Large without patch overlap (stride 16) because of GPU memory.
+SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
+    "vit_base": {"imagenet_source": "vit_base_patch16_384"},
+    "vit_large": {"imagenet_source": "vit_large_patch16_384", "model_size": "large384",
+                  "frequency_stride": 16, "time_stride": 16},
+    "deit_base": {"imagenet_source": "deit_base_patch16_384"},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AblationTable:
+    """One ablation table: its rows as grid variants and the paper's numbers.
+
+    Attributes:
+        key: short name, e.g. "table2".
+        title: what the table compares, with the paper's table number.
+        rows: variant -> the row's label, in the table's order.
+        paper: variant -> the paper's balanced-AudioSet mAP (weight-averaged); variants
+            without a paper number are absent.
+    """
+
+    key: str
+    title: str
+    rows: dict[str, str]
+    paper: dict[str, float]
+
+    def paper_rows(self) -> list[dict[str, Any]]:
+        """The paper's numbers as table rows: variant, row (label) and paper."""
+        return [
+            {"variant": variant, "row": self.rows[variant], "paper": value}
+            for variant, value in self.paper.items()
+        ]
+
+
+def paper_reference(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The paper's numbers: `results/paper_reference.json` of the checkout, or `path`.
+
+    Raises:
+        FileNotFoundError: no such file (the package runs outside its checkout).
+    """
+    if path is None:
+        root = repo_root()
+        if root is None:
+            raise FileNotFoundError(f"{PAPER_REFERENCE} is kept in the ast-repro checkout")
+        path = root / "results" / PAPER_REFERENCE
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def ablation_tables(reference: Mapping[str, Any]) -> dict[str, AblationTable]:
+    """Tables 2, 3, 4 and the channel merge, with the paper's balanced-AudioSet numbers.
+
+    Args:
+        reference: `paper_reference()`.
+
+    Returns:
+        {"table2", "table3", "table4", "channel"} -> `AblationTable`.
+    """
+    table2 = reference["imagenet_pretraining"]["rows"]
+    table3 = reference["pretrained_weights"]["rows"]
+    table4 = reference["positional_embedding"]["rows"]
+    used = table2["imagenet"]["balanced"]
+    return {
+        "table2": AblationTable(
+            "table2",
+            "Table 2: ImageNet pretraining",
+            {"scratch": "no pretraining", RECIPE_VARIANT: "ImageNet pretraining"},
+            {"scratch": table2["none"]["balanced"], RECIPE_VARIANT: used},
+        ),
+        "table3": AblationTable(
+            "table3",
+            "Table 3: pretrained weights",
+            {
+                "vit_base": "ViT-Base",
+                "vit_large": "ViT-Large (stride 16)",
+                "deit_base": "DeiT without distillation",
+                RECIPE_VARIANT: "DeiT with distillation (used)",
+            },
+            {
+                "vit_base": table3["vit_base"],
+                "vit_large": table3["vit_large"],
+                "deit_base": table3["deit_without_distillation"],
+                RECIPE_VARIANT: table3["deit_with_distillation"],
+            },
+        ),
+        "table4": AblationTable(
+            "table4",
+            "Table 4: positional-embedding adaptation",
+            {
+                "pos_reinit": "reinitialized",
+                "pos_nearest": "nearest-neighbour interpolation",
+                "pos_bilinear": "bilinear, whole grid (no cut)",
+                RECIPE_VARIANT: "cut + bilinear interpolation (used)",
+            },
+            {
+                "pos_reinit": table4["reinit"],
+                "pos_nearest": table4["nearest"],
+                RECIPE_VARIANT: table4["bilinear"],
+            },
+        ),
+        "channel": AblationTable(
+            "channel",
+            "channel merge of the RGB patch kernel (not a paper table)",
+            {RECIPE_VARIANT: "sum (original code)", "channel_average": "average (paper text)"},
+            {RECIPE_VARIANT: used},
+        ),
+    }
+
+
+def reported_result(row: Mapping[str, Any]) -> float | None:
+    """The number a grid row is compared on, as the paper reports it for its recipe.
+
+    The weight-averaged model's metric where the recipe averages weights (AudioSet), else
+    the test-set metric of the best-validation model where there is one (Speech Commands),
+    else the last epoch's (ESC-50's fold mean).
+    """
+    for key in ("wa", "test", "last"):
+        if row.get(key) is not None:
+            return float(row[key])
+    return None
+
+
+def table_rows(rows: Sequence[Mapping[str, Any]], table: AblationTable) -> list[dict[str, Any]]:
+    """The grid rows of one table, in its order, with `row` (label), `result` and `paper`.
+
+    Args:
+        rows: `run_grid` or `read_grid` rows, of any grids.
+        table: from `ablation_tables`.
+
+    Returns:
+        Copies of the rows whose variant is in the table; `result` is `reported_result(row)`.
+    """
+    order = {variant: i for i, variant in enumerate(table.rows)}
+    chosen = sorted(
+        (row for row in rows if row["variant"] in order),
+        key=lambda row: (order[row["variant"]], row["seed"]),
+    )
+    return [
+        {**row, "row": table.rows[row["variant"]], "result": reported_result(row),
+         "paper": table.paper.get(row["variant"])}
+        for row in chosen
+    ]  # fmt: skip
+
+
+def variant_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """variant -> mean `result` over its seeds (rows without a result are left out)."""
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get("result") is not None:
+            values.setdefault(row["variant"], []).append(float(row["result"]))
+    return {variant: sum(runs) / len(runs) for variant, runs in values.items()}
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Whether measured numbers rank variants as the paper's do.
+
+    Attributes:
+        matches: True when every pair the paper ranks strictly is ranked the same way
+            (strictly) by the measurement; None with fewer than two comparable variants.
+        paper: the comparable variants from the paper's lowest number to its highest.
+        measured: the same variants from the lowest measured number to the highest.
+        values: variant -> (measured, paper).
+    """
+
+    matches: bool | None
+    paper: list[str]
+    measured: list[str]
+    values: dict[str, tuple[float, float]]
+
+    def line(self, label: str) -> str:
+        """One line for a notebook, e.g. "smoke ordering matches the paper: no (...)"."""
+        if self.matches is None:
+            return (f"{label} ordering: nothing to compare with the paper (fewer than two of "
+                    "these variants have a paper number)")  # fmt: skip
+        paper = _chain(self.paper, {v: paper for v, (_, paper) in self.values.items()})
+        ours = _chain(self.measured, {v: measured for v, (measured, _) in self.values.items()})
+        verdict = "yes" if self.matches else "no"
+        return f"{label} ordering matches the paper: {verdict} (paper {paper}; {label} {ours})"
+
+
+def _chain(order: Sequence[str], values: Mapping[str, float]) -> str:
+    """ "a 0.100 < b 0.200 = c 0.200": variants in ascending order, ties marked."""
+    text = f"{order[0]} {values[order[0]]:.3f}"
+    for previous, variant in zip(order, order[1:], strict=False):
+        sign = "=" if values[variant] == values[previous] else "<"
+        text += f" {sign} {variant} {values[variant]:.3f}"
+    return text
+
+
+def compare_ordering(measured: Mapping[str, float], paper: Mapping[str, float]) -> Ordering:
+    """Compare the ranking of variants by measured numbers with the paper's ranking.
+
+    Pairs the paper gives the same number are not compared; a measured tie between
+    variants the paper separates counts as a mismatch.
+
+    Args:
+        measured: variant -> measured number (e.g. `variant_means`).
+        paper: variant -> the paper's number.
+
+    Returns:
+        The `Ordering` of the variants present in both.
+    """
+    common = [variant for variant in paper if variant in measured]
+    values = {v: (float(measured[v]), float(paper[v])) for v in common}
+    if len(common) < 2:
+        return Ordering(None, common, common, values)
+    by_paper = sorted(common, key=lambda v: values[v][1])
+    by_measured = sorted(common, key=lambda v: values[v][0])
+    matches = all(
+        values[a][0] < values[b][0] for a in common for b in common if values[a][1] < values[b][1]
+    )
+    return Ordering(matches, by_paper, by_measured, values)
+
+
+@dataclass(frozen=True)
+class EmbeddingScale:
+    """Root-mean-square size of the two embeddings summed before the first block.
+
+    Attributes:
+        patch_rms: RMS of the patch embeddings (conv output with bias) over clips,
+            patches and channels.
+        position_rms: RMS of the grid's positional embeddings.
+    """
+
+    patch_rms: float
+    position_rms: float
+
+    @property
+    def ratio(self) -> float:
+        """patch_rms / position_rms: how much the content outweighs the position."""
+        return self.patch_rms / self.position_rms
+
+
+def embedding_scale(model: AST, features: torch.Tensor) -> EmbeddingScale:
+    """How large a model's patch embeddings are next to its positional embeddings.
+
+    `forward_features` adds the two (`ASTModel.forward` in `src/models/ast_models.py`
+    does the same); summing the RGB kernel makes the patch term three times the averaged
+    kernel's (less the bias), while the positional term stays as it is.
+
+    Args:
+        model: an AST, e.g. fresh from `ast_repro.weights.imagenet_init`.
+        features: (B, T, F) normalized log-mel spectrograms of the model's input size.
+
+    Returns:
+        The two RMS values.
+    """
+    with torch.no_grad():
+        patches = model.patch_embed(features)  # (B, N, D)
+        positions = model.pos_embed[:, -patches.shape[1] :]  # (1, N, D) grid tokens only
+    return EmbeddingScale(
+        patch_rms=patches.pow(2).mean().sqrt().item(),
+        position_rms=positions.pow(2).mean().sqrt().item(),
+    )
+
+
+def sincos_grid(grid: tuple[int, int], dim: int, *, temperature: float = 10.0) -> torch.Tensor:
+    """A smooth 2-D sine-cosine positional grid (timm's `build_sincos2d_pos_embed`).
+
+    Stands in for a learned ImageNet grid where none is at hand, to show what
+    `ast_repro.weights.adapt_pos_embed` does to a grid of the paper's size (24 x 24).
+
+    Args:
+        grid: (rows, cols).
+        dim: embedding width, a multiple of 4.
+        temperature: the longest wavelength in cells; the default 10 (timm's is 10000)
+            keeps each position alike to a few neighbours only, which makes a cut and a
+            squeeze look different.
+
+    Returns:
+        (1, rows * cols, dim) grid tokens, row-major.
+    """
+    from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
+
+    return build_sincos2d_pos_embed(list(grid), dim=dim, temperature=temperature)[None]
+
+
+def neighbour_similarity(pos_embed: torch.Tensor, grid: tuple[int, int]) -> tuple[float, float]:
+    """Mean cosine similarity of adjacent positions along frequency and along time.
+
+    A centre cut keeps the source grid's spacing (its neighbours are as alike as before);
+    resizing a whole axis to fewer cells puts more source cells between neighbours, which
+    makes them less alike; a re-initialized grid has no neighbourhoods at all (about 0).
+
+    Args:
+        pos_embed: (1, H * W, D) or (H * W, D) grid tokens, frequency-major.
+        grid: (H, W) = (frequency rows, time columns), each at least 2.
+
+    Returns:
+        (frequency, time) mean similarities in [-1, 1].
+
+    Raises:
+        ValueError: the tokens do not form the grid, or an axis has a single cell.
+    """
+    rows, cols = grid
+    tokens = pos_embed.detach().float().reshape(-1, pos_embed.shape[-1])  # (H * W, D)
+    if tokens.shape[0] != rows * cols or min(grid) < 2:
+        raise ValueError(f"{tokens.shape[0]} positions do not form a grid {rows} x {cols} "
+                         "with at least 2 cells per axis")  # fmt: skip
+    cells = tokens.reshape(rows, cols, -1)  # (H, W, D)
+    frequency = torch.cosine_similarity(cells[1:], cells[:-1], dim=-1).mean().item()
+    time = torch.cosine_similarity(cells[:, 1:], cells[:, :-1], dim=-1).mean().item()
+    return frequency, time

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ast_repro.datasets.layout import AUDIOSET_LABEL_CSV
 
 from ast_repro.datasets import cli as data_cli
 from ast_repro.datasets.archive import ArchiveError
@@ -50,6 +49,7 @@ from ast_repro.datasets.registry import (
     read_record,
 )
 from ast_repro.errors import EXIT_BAD_INPUT, EXIT_RUN_FAILED
+from ast_repro.layout import AUDIOSET_LABEL_CSV
 from tests import twin_cache
 from tests.loopback import ServerConfig, etag, serve
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from ast_repro.augment import AugmentationDraws, make_generator
+from ast_repro.augment import AugmentationDraws
 from ast_repro.features import SPEECHCOMMANDS_STATS, normalize, pad_or_crop
 from ast_repro.features import reference_fbank as torchaudio_fbank
 from ast_repro.frontend import BatchFrontEnd, FrontEndConfig, process_sample
+from ast_repro.seeding import make_generator
 
 SR = 16_000
 

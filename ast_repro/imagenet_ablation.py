@@ -17,19 +17,14 @@ embedding it is added to (`embedding_scale`), which is what the channel merge ch
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ast_repro.model import AST
-from ast_repro.results import repo_root
 
-PAPER_REFERENCE = "paper_reference.json"
 # Variant names of the grid (results/train/<grid>/<variant>-s<seed>/).
 RECIPE_VARIANT = "imagenet"
 INIT_VARIANTS: dict[str, dict[str, Any]] = {
@@ -73,20 +68,6 @@ class AblationTable:
             {"variant": variant, "row": self.rows[variant], "paper": value}
             for variant, value in self.paper.items()
         ]
-
-
-def paper_reference(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The paper's numbers: `results/paper_reference.json` of the checkout, or `path`.
-
-    Raises:
-        FileNotFoundError: no such file (the package runs outside its checkout).
-    """
-    if path is None:
-        root = repo_root()
-        if root is None:
-            raise FileNotFoundError(f"{PAPER_REFERENCE} is kept in the ast-repro checkout")
-        path = root / "results" / PAPER_REFERENCE
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def ablation_tables(reference: Mapping[str, Any]) -> dict[str, AblationTable]:

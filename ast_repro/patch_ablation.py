@@ -17,16 +17,11 @@ of a measured ordering against the paper's (`compare_ordering`).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from ast_repro.model import forward_flops, size_config
-from ast_repro.results import repo_root
 
-PAPER_REFERENCE = "paper_reference.json"
 PAPER_STRIDES = (16, 14, 12, 10)  # Table 5; 10 is the recipe's stride
 PATCH = 16  # the ImageNet patch side (ast_repro.config.IMAGENET_PATCH_SIZE)
 SHAPE_NAMES = ("frame_slices", "square16", "square32")  # Table 6's rows, in its order
@@ -103,20 +98,6 @@ def stride_costs(
             "gflops": forward_flops(config) / 1e9,
         })  # fmt: skip
     return rows
-
-
-def paper_reference(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """The paper's numbers: `results/paper_reference.json` of the checkout, or `path`.
-
-    Raises:
-        FileNotFoundError: no such file (the package runs outside its checkout).
-    """
-    if path is None:
-        root = repo_root()
-        if root is None:
-            raise FileNotFoundError(f"{PAPER_REFERENCE} is kept in the ast-repro checkout")
-        path = root / "results" / PAPER_REFERENCE
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def paper_rows(reference: Mapping[str, Any], split: str = "balanced") -> dict[str, dict[str, Any]]:

@@ -172,3 +172,21 @@ def collect(stage: str | None = None) -> list[dict[str, Any]]:
     """Every metrics.json under results/ (or under results/<stage>/), sorted by path."""
     base = results_dir() if stage is None else results_dir() / stage
     return [read_metrics(p) for p in sorted(base.glob("**/metrics.json"))]
+
+
+# The paper's numbers, tracked in the checkout (results/ is otherwise git-ignored).
+PAPER_REFERENCE = "paper_reference.json"
+
+
+def paper_reference(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The paper's numbers: `results/paper_reference.json` of the checkout, or `path`.
+
+    Raises:
+        FileNotFoundError: no such file (the package runs outside its checkout).
+    """
+    if path is None:
+        root = repo_root()
+        if root is None:
+            raise FileNotFoundError(f"{PAPER_REFERENCE} is kept in the ast-repro checkout")
+        path = root / "results" / PAPER_REFERENCE
+    return json.loads(Path(path).read_text(encoding="utf-8"))

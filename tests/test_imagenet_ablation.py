@@ -17,7 +17,6 @@ from ast_repro.imagenet_ablation import (
     compare_ordering,
     embedding_scale,
     neighbour_similarity,
-    paper_reference,
     reported_result,
     sincos_grid,
     table_rows,
@@ -25,6 +24,7 @@ from ast_repro.imagenet_ablation import (
 )
 from ast_repro.model import create_model
 from ast_repro.proxy_pretrain import build_proxy_vit
+from ast_repro.results import paper_reference
 from ast_repro.weights import adapt_pos_embed, imagenet_init
 
 

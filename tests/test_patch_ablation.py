@@ -11,12 +11,12 @@ from ast_repro.estimate import architecture
 from ast_repro.model import size_config
 from ast_repro.patch_ablation import (
     compare_ordering,
-    paper_reference,
     paper_rows,
     shape_variants,
     stride_costs,
     stride_variants,
 )
+from ast_repro.results import paper_reference
 
 
 def test_paper_patch_counts_and_quadratic_cost() -> None:

@@ -8,6 +8,10 @@ STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 # Extra notebook parameters, e.g. PARAMS="-p dataset esc50 -p epochs 25".
 PARAMS  ?=
+# CPU threads for the smoke notebooks. NOTE: their stored outputs, which nbval compares, were
+# made with 2 threads; float sums (and so a few-epoch training run) change with the thread
+# count, so every target that checks or stores them pins it, on any machine.
+SMOKE_THREADS ?= 2
 # Seconds a single notebook cell may run before papermill/nbval give up.
 CELL_TIMEOUT ?= 3600
 # `make train RECIPE=speechcommands SET="epochs=10 batch_size=64"`
@@ -55,7 +59,7 @@ system-deps: ## install espeak-ng (speaks the Speech Commands twin) if missing
 	fi
 
 test: setup system-deps ## run the unit tests and nbval over notebooks/ (what CI runs)
-	$(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name ast-repro \
+	OMP_NUM_THREADS=$(SMOKE_THREADS) $(BIN)/pytest tests notebooks --nbval-lax --nbval-kernel-name ast-repro \
 		--nbval-cell-timeout $(CELL_TIMEOUT) -p no:cacheprovider
 
 test-fast: setup ## unit tests only, without the slow ones and the notebooks
@@ -75,10 +79,10 @@ notebooks: setup system-deps ## run every notebook with papermill (PROFILE=smoke
 	$(BIN)/ast-repro notebooks run -p profile $(PROFILE) $(PARAMS) --timeout $(CELL_TIMEOUT)
 
 demo: ## the offline default: every notebook in the smoke profile, on CPU
-	$(MAKE) notebooks PROFILE=smoke PARAMS=
+	OMP_NUM_THREADS=$(SMOKE_THREADS) $(MAKE) notebooks PROFILE=smoke PARAMS=
 
 store-notebooks: setup system-deps ## refresh the stored outputs that nbval checks
-	$(BIN)/ast-repro notebooks store --timeout $(CELL_TIMEOUT)
+	OMP_NUM_THREADS=$(SMOKE_THREADS) $(BIN)/ast-repro notebooks store --timeout $(CELL_TIMEOUT)
 
 data: setup ## download and prepare the real datasets (NAMES="esc50 speechcommands")
 	for name in $(NAMES); do $(BIN)/ast-repro data $$name || exit 1; done

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ def provenance() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "device": device_description(),
         "command": " ".join(sys.argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -190,3 +192,67 @@ def paper_reference(path: str | os.PathLike[str] | None = None) -> dict[str, Any
             raise FileNotFoundError(f"{PAPER_REFERENCE} is kept in the ast-repro checkout")
         path = root / "results" / PAPER_REFERENCE
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# A notebook lists the paper numbers it reproduces under metrics["reproduced"], one
+# `reproduced_row` each; the generated report (99_report) pairs them with the reference.
+REPRODUCED_KEY = "reproduced"
+
+
+def paper_value(reference: dict[str, Any], ref: str) -> float | None:
+    """The number at a dotted key of the paper's reference, e.g. "patch_overlap.rows.16.balanced".
+
+    A leaf is a number, null (the paper has no such cell) or {"value": number, ...}.
+
+    Raises:
+        KeyError: `ref` names no number of the reference (the message lists what is there).
+    """
+    node: Any = reference
+    for i, part in enumerate(ref.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(ref.split(".")[:i]) or "the reference"
+            choices = sorted(node) if isinstance(node, dict) else []
+            raise KeyError(f"{ref!r}: {where} has no {part!r} (it has {choices})")
+        node = node[part]
+    if isinstance(node, dict):
+        node = node.get("value", node)
+    if node is not None and not isinstance(node, (int, float)):
+        raise KeyError(f"{ref!r} is not a number of the reference but {type(node).__name__}")
+    return None if node is None else float(node)
+
+
+def reproduced_row(
+    ref: str,
+    value: float | None,
+    *,
+    metric: str,
+    dataset: str,
+    variant: str,
+    seeds: list[int],
+    reference: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One reproduced paper number, as a notebook stores it under metrics["reproduced"].
+
+    Args:
+        ref: dotted key of the number in `results/paper_reference.json`.
+        value: this run's number (mean over `seeds`), in the paper's unit (mAP or accuracy
+            in [0, 1]); None when the run did not produce it.
+        metric: what `value` is ("mAP", "accuracy"); the report compares like with like.
+        dataset: the dataset it was measured on ("audioset_balanced", "esc50", ...).
+        variant: the run's variant name in its grid.
+        seeds: the seeds averaged.
+        reference: `paper_reference()`; read from the checkout when None.
+
+    Raises:
+        KeyError: `ref` is not a number of the reference.
+    """
+    paper = paper_value(paper_reference() if reference is None else reference, ref)
+    return {
+        "ref": ref,
+        "paper": paper,
+        "value": None if value is None else float(value),
+        "metric": metric,
+        "dataset": dataset,
+        "variant": variant,
+        "seeds": [int(s) for s in seeds],
+    }

@@ -48,3 +48,27 @@ def test_help_imports_no_command_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_paper_value_reads_leaves_values_and_gaps() -> None:
+    from ast_repro.results import paper_reference, paper_value, reproduced_row
+
+    reference = paper_reference()
+    assert paper_value(reference, "patch_overlap.rows.10.balanced") == 0.347
+    assert paper_value(reference, "headline.audioset_full_map_ensemble_m") == 0.485
+    assert paper_value(reference, "patch_shape.rows.frame_slices.imagenet") is None
+    with pytest.raises(KeyError, match="patch_overlap.rows has no '11'"):
+        paper_value(reference, "patch_overlap.rows.11.balanced")
+    with pytest.raises(KeyError, match="not a number"):
+        paper_value(reference, "patch_overlap.rows")
+    row = reproduced_row(
+        "positional_embedding.rows.nearest",
+        0.25,
+        metric="mAP",
+        dataset="audioset_balanced",
+        variant="pos_nearest",
+        seeds=[0, 1],
+    )
+    assert row == {"ref": "positional_embedding.rows.nearest", "paper": 0.346, "value": 0.25,
+                   "metric": "mAP", "dataset": "audioset_balanced", "variant": "pos_nearest",
+                   "seeds": [0, 1]}  # fmt: skip

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from ast_repro.bench import time_interleaved
 from ast_repro.fileio import atomic_write_json
-from ast_repro.model import AST, MODEL_SIZES, ASTConfig, create_model
+from ast_repro.model import AST, create_model
+from ast_repro.model_config import MODEL_SIZES, ASTConfig
 from ast_repro.results import device_description, git_commit, results_dir
 
 BASELINE = "transformers (sdpa)"

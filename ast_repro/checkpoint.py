@@ -43,7 +43,8 @@ from ast_repro.config import TrainConfig
 from ast_repro.datafiles import LabelMap
 from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_save
-from ast_repro.model import AST, MODEL_SIZES, ASTConfig
+from ast_repro.model import AST
+from ast_repro.model_config import MODEL_SIZES, ASTConfig
 from ast_repro.pretrained import (
     ORIGINAL_CHECKPOINTS,
     ModelFileMissing,

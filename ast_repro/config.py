@@ -22,7 +22,7 @@ from typing import Any
 
 from ast_repro.errors import AstReproError
 from ast_repro.features import AUDIOSET_STATS, NormStats
-from ast_repro.model import DEIT_PATCH_SIZE, MODEL_SIZES
+from ast_repro.model_config import DEIT_PATCH_SIZE, MODEL_SIZES
 from ast_repro.pretrained import IMAGENET_SOURCES
 from ast_repro.recipes import RECIPES
 from ast_repro.results import PROFILES

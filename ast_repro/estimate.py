@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ast_repro.config import TrainConfig
-from ast_repro.model import ASTConfig, forward_flops, size_config
+from ast_repro.model_config import ASTConfig, forward_flops, size_config
 
 # Nominal dense bf16 (fp16 where the chip has no bf16) tensor-core FLOP/s per GPU, from the
 # vendors' datasheets; matched as a substring of the device name, longest key first.

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ast_repro.errors import AstReproError
-from ast_repro.model import AST, ASTConfig
+from ast_repro.model import AST
+from ast_repro.model_config import ASTConfig
 
 if TYPE_CHECKING:
     import transformers

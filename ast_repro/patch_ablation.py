@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ast_repro.model import forward_flops, size_config
+from ast_repro.model_config import forward_flops, size_config
 
 PAPER_STRIDES = (16, 14, 12, 10)  # Table 5; 10 is the recipe's stride
 PATCH = 16  # the ImageNet patch side (ast_repro.config.IMAGENET_PATCH_SIZE)

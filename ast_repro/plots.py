@@ -19,7 +19,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from ast_repro.features import FRAME_SHIFT_MS
-from ast_repro.model import patches_along
+from ast_repro.model_config import patches_along
 
 
 def spectrogram(ax: Axes, fbank: torch.Tensor, *, title: str = "", colorbar: bool = True) -> None:

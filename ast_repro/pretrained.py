@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ast_repro.errors import AstReproError
-from ast_repro.model import MODEL_SIZES
+from ast_repro.model_config import MODEL_SIZES
 
 # Where pretrained files are looked for (the original's `pretrained_models/`, where
 # `src/models/ast_models.py` points TORCH_HOME).

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ast_repro.fileio import atomic_save, atomic_write_json
-from ast_repro.model import DEIT_PATCH_SIZE, MODEL_SIZES
+from ast_repro.model_config import DEIT_PATCH_SIZE, MODEL_SIZES
 from ast_repro.pretrained import PROXY_FILE, pretrained_dir
 
 # The model size whose ImageNet stand-in is the digits proxy.

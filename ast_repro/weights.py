@@ -24,7 +24,14 @@ from typing import Literal, get_args
 import torch
 import torch.nn.functional as F
 
-from ast_repro.model import AST, INIT_STD, NUM_PREFIX_TOKENS, ASTConfig, grid_side, heads_for_width
+from ast_repro.model import AST
+from ast_repro.model_config import (
+    INIT_STD,
+    NUM_PREFIX_TOKENS,
+    ASTConfig,
+    grid_side,
+    heads_for_width,
+)
 from ast_repro.pretrained import WeightsError
 
 # ImageNet positional-embedding adaptations (paper Table 4): "ast" is the original's centre

@@ -18,7 +18,8 @@ from ast_repro import checkpoint as ckpt
 from ast_repro import pretrained
 from ast_repro.build import build_model
 from ast_repro.config import ConfigError
-from ast_repro.model import MODEL_SIZES, create_model
+from ast_repro.model import create_model
+from ast_repro.model_config import MODEL_SIZES
 from ast_repro.pretrained import (
     IMAGENET_SOURCES,
     PROXY_FILE,

@@ -26,7 +26,7 @@ from ast_repro.experiments import GridError, grid_commands, plan_grid, read_grid
 from ast_repro.grid_plan import config_differences
 from ast_repro.grid_results import format_table
 from ast_repro.launch import set_items, visible_gpus
-from ast_repro.model import forward_flops, size_config
+from ast_repro.model_config import forward_flops, size_config
 from tests.train_fixtures import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]

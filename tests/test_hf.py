@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ast_repro.model import AST, ASTConfig, create_model, size_config
+from ast_repro.model import AST, create_model
+from ast_repro.model_config import ASTConfig, size_config
 
 transformers = pytest.importorskip("transformers")
 

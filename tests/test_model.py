@@ -11,14 +11,12 @@ import torch
 import torch.nn.functional as F
 
 import ast_repro.model as model_module
-from ast_repro.model import (
-    AST,
+from ast_repro.model import AST, ASTOutput, count_parameters, create_model
+from ast_repro.model_config import (
     MODEL_SIZES,
     ASTConfig,
-    ASTOutput,
-    count_parameters,
-    create_model,
     forward_flops,
+    heads_for_width,
     patches_along,
     size_config,
 )
@@ -317,4 +315,4 @@ def test_large384_is_timm_vit_large():
         spec.num_attention_heads,
     )
     assert tuple(vit.patch_embed.grid_size) == spec.source_grid
-    assert model_module.heads_for_width(1024) == 16
+    assert heads_for_width(1024) == 16

@@ -8,7 +8,7 @@ import torch
 from ast_repro.bench_model import forward_seconds
 from ast_repro.config import resolve
 from ast_repro.estimate import architecture
-from ast_repro.model import size_config
+from ast_repro.model_config import size_config
 from ast_repro.patch_ablation import (
     compare_ordering,
     paper_rows,

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from ast_repro import pretrained
 from ast_repro.checkpoint import load_imagenet_state_dict, load_original_checkpoint
-from ast_repro.model import AST, ASTConfig, create_model
+from ast_repro.model import AST, create_model
+from ast_repro.model_config import ASTConfig
 from ast_repro.pretrained import ModelFileMissing, WeightsError
 from ast_repro.proxy_pretrain import pretrain_proxy
 from ast_repro.weights import (

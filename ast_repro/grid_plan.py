@@ -24,7 +24,8 @@ from ast_repro.errors import AstReproError
 from ast_repro.estimate import architecture, device_throughput, format_duration, run_flops
 from ast_repro.grid_results import format_table, is_complete
 from ast_repro.results import read_metrics, results_dir
-from ast_repro.train import RESUMABLE_KEYS, STAGE
+from ast_repro.resume import RESUMABLE_KEYS
+from ast_repro.train import STAGE
 
 # Keys that do not change what a run computes; a stored run that differs only in them is
 # reused (`epochs` may grow on resume in `ast_repro.train`, but a grid run must match it).

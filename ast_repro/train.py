@@ -17,7 +17,6 @@ every node sees (checkpoints are written by rank 0 and read by all ranks).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -45,20 +44,15 @@ from ast_repro.frontend import model_inputs
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.results import run_dir, write_metrics
+from ast_repro.resume import check_resumable
 from ast_repro.runtime import Runtime, all_reduce_mean, setup
 from ast_repro.seeding import derive_seed, make_generator
 
 STAGE = "train"
-# Keys that may differ between a checkpoint and the config that resumes it.
-RESUMABLE_KEYS = ("epochs", "num_workers", "progress", "tensorboard", "device")
 # Progress-bar refresh interval in steps.
 POSTFIX_EVERY = 10
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
-
-
-# Every config field's default, for checkpoints written before a field existed.
-_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
 class TrainingDiverged(RunFailed, RuntimeError):
@@ -111,16 +105,7 @@ class Trainer:
                 "(resume=True) or choose another run_name"
             )
         state = ckpt.load(last)
-        # A key newer than the checkpoint counts as its default, which is what that run used.
-        saved = {**_DEFAULTS, **state["config"]}
-        changed = {
-            key: (saved.get(key), value)
-            for key, value in self.config.to_dict().items()
-            if key not in RESUMABLE_KEYS and saved.get(key) != value
-        }
-        if changed:
-            details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise ConfigError(f"{last}: cannot resume with a different config ({details})")
+        check_resumable(last, state["config"], self.config)
         ckpt.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -205,11 +205,16 @@ def store(path: Path, executed: Path) -> None:
 
 
 def _typed(value: str) -> Any:
-    """papermill's -p typing: True/False/None, int, float, else the string itself."""
+    """papermill's -p typing: True/False/None, int, float, else the string itself.
+
+    A comma list such as "0,1,2" (seeds, variants) stays a string, as the notebooks'
+    parameters cells expect, not the tuple Python would read.
+    """
     try:
-        return ast.literal_eval(value)
+        typed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return value
+    return typed if typed is None or isinstance(typed, (bool, int, float)) else value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

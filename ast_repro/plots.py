@@ -311,7 +311,8 @@ def paper_and_reproduced(
         bars.set_label("reproduced (hatched: smoke or other data)")
     ax.set_xticks(positions, list(labels), rotation=30, ha="right", fontsize="small")
     ax.set_ylabel("mAP or accuracy")
-    ax.legend(fontsize="small")
+    ax.set_ylim(0, 1.35 * max([*paper, *reproduced, 0.1]))  # room for the legend
+    ax.legend(fontsize="small", loc="upper left", ncols=2)
     if title:
         ax.set_title(title)
 

@@ -140,9 +140,9 @@ def write_figures(report: Report, folder: str | Path) -> list[Path]:
     for table in TABLE_ORDER:
         rows = [row for row in shown if row.number.table == table]
         if rows:
-            fig = Figure(figsize=(1.2 * len(rows) + 3, 4))
+            fig = Figure(figsize=(1.4 * len(rows) + 3, 4.5))
             plots.paper_and_reproduced(
-                fig.add_subplot(), [row.number.ref.split(".", 1)[1] for row in rows],
+                fig.add_subplot(), [row.number.label.rpartition(": ")[2] for row in rows],
                 [row.number.value for row in rows],
                 [row.run.value for row in rows],  # type: ignore[union-attr,misc]
                 comparable=[row.delta is not None for row in rows],

@@ -59,6 +59,17 @@ def paper_cell(number: PaperNumber) -> str:
     return text if number.pm is None else f"{text} ± {number.pm:.{places}f}"
 
 
+def _table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def short_commit(commit: str | None) -> str:
+    """A commit as 12 hex digits, keeping "+dirty" (a checkout with local changes)."""
+    if not commit:
+        return "-"
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def markdown_tables(report: Report) -> str:
     """The report's tables in markdown: one row per paper number, then one per record.
 
@@ -83,14 +94,13 @@ def markdown_tables(report: Report) -> str:
             measured = f"{run.metric}, {run.dataset}, {run.variant}, seeds {seeds}"
             source = f"`{run.source}`" + (f" (+{row.others} other)" if row.others else "")
             cells += [value, delta, run.label, measured, source]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_table_row(cells))
     if records:
         lines += ["", "| record | command | date | device | commit |", "|---|---|---|---|---|"]
         for source, run in sorted(records.items()):
-            cells = [f"`{source}`", f"`{run.command}`" if run.command else "-",
-                     run.date or "-", run.device or "-", (run.commit or "-")[:12]
-                     + ("+dirty" if (run.commit or "").endswith("+dirty") else "")]  # fmt: skip
-            lines.append("| " + " | ".join(cells) + " |")
+            command = f"`{run.command}`" if run.command else "-"
+            cells = [f"`{source}`", command, run.date or "-", run.device or "-"]
+            lines.append(_table_row([*cells, short_commit(run.commit)]))
     return "\n".join(lines) + "\n"
 
 
@@ -99,7 +109,7 @@ def baselines_table(reference: Mapping[str, Any]) -> str:
     markdown; this package does not reproduce them."""
     lines = ["| table | system | paper |", "|---|---|---|"]
     for number in paper_numbers(reference, baselines=True):
-        lines.append(f"| {number.table} | {number.label} | {paper_cell(number)} |")
+        lines.append(_table_row([number.table, number.label, paper_cell(number)]))
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,8 @@ STAMP   := $(VENV)/.installed
 PROFILE ?= smoke
 # Extra notebook parameters, e.g. PARAMS="-p dataset esc50 -p epochs 25".
 PARAMS  ?=
+# Notebooks to run, e.g. NB="02 03" (empty: all, in order).
+NB      ?=
 # CPU threads for the smoke notebooks. NOTE: their stored outputs, which nbval compares, were
 # made with 2 threads; float sums (and so a few-epoch training run) change with the thread
 # count, so every target that checks or stores them pins it, on any machine.
@@ -23,7 +25,7 @@ SIZE    ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps test test-fast check format notebooks demo store-notebooks \
-        data twins train lab bench bench-model clean
+        report data twins train lab bench bench-model clean
 
 help: ## list the targets
 	@echo "ast-repro: reproduce the Audio Spectrogram Transformer"
@@ -75,14 +77,17 @@ format: setup ## apply ruff formatting and clean the notebooks
 	$(BIN)/ruff check --fix .
 	$(BIN)/ast-repro notebooks clean
 
-notebooks: setup system-deps ## run every notebook with papermill (PROFILE=smoke|paper, PARAMS=...)
-	$(BIN)/ast-repro notebooks run -p profile $(PROFILE) $(PARAMS) --timeout $(CELL_TIMEOUT)
+notebooks: setup system-deps ## run the notebooks with papermill (PROFILE=smoke|paper, NB=, PARAMS=)
+	$(BIN)/ast-repro notebooks run $(NB) -p profile $(PROFILE) $(PARAMS) --timeout $(CELL_TIMEOUT)
 
 demo: ## the offline default: every notebook in the smoke profile, on CPU
 	OMP_NUM_THREADS=$(SMOKE_THREADS) $(MAKE) notebooks PROFILE=smoke PARAMS=
 
 store-notebooks: setup system-deps ## refresh the stored outputs that nbval checks
 	OMP_NUM_THREADS=$(SMOKE_THREADS) $(BIN)/ast-repro notebooks store --timeout $(CELL_TIMEOUT)
+
+report: setup ## paper vs reproduced: results/report/report.md and the README's table
+	$(BIN)/ast-repro report --readme README.md
 
 data: setup ## download and prepare the real datasets (NAMES="esc50 speechcommands")
 	for name in $(NAMES); do $(BIN)/ast-repro data $$name || exit 1; done

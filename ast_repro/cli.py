@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grid": ("ast_repro.experiments", "train a grid of variants x seeds, reusing finished runs"),
     "evaluate": ("ast_repro.evaluate", "score a training checkpoint on a datafile"),
     "predict": ("ast_repro.predict", "top-k labels of audio files from a training checkpoint"),
+    "report": ("ast_repro.report", "the paper-vs-reproduced report from every run's metrics.json"),
 }
 
 

@@ -18,12 +18,13 @@ embedding it is added to (`embedding_scale`), which is what the channel merge ch
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ast_repro.model import AST
+from ast_repro.results import paper_value, reproduced_row
 
 # Variant names of the grid (results/train/<grid>/<variant>-s<seed>/).
 RECIPE_VARIANT = "imagenet"
@@ -45,6 +46,27 @@ SOURCE_VARIANTS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+# Each table's variants -> the dotted key of their paper number in
+# results/paper_reference.json; "{split}" is Table 2's column ("balanced" or "full").
+PAPER_REFS: dict[str, dict[str, str]] = {
+    "table2": {
+        "scratch": "imagenet_pretraining.rows.none.{split}",
+        RECIPE_VARIANT: "imagenet_pretraining.rows.imagenet.{split}",
+    },
+    "table3": {
+        "vit_base": "pretrained_weights.rows.vit_base",
+        "vit_large": "pretrained_weights.rows.vit_large",
+        "deit_base": "pretrained_weights.rows.deit_without_distillation",
+        RECIPE_VARIANT: "pretrained_weights.rows.deit_with_distillation",
+    },
+    "table4": {
+        "pos_reinit": "positional_embedding.rows.reinit",
+        "pos_nearest": "positional_embedding.rows.nearest",
+        RECIPE_VARIANT: "positional_embedding.rows.bilinear",  # the paper's "bilinear (used)"
+    },
+}
+
+
 @dataclass(frozen=True)
 class AblationTable:
     """One ablation table: its rows as grid variants and the paper's numbers.
@@ -53,14 +75,17 @@ class AblationTable:
         key: short name, e.g. "table2".
         title: what the table compares, with the paper's table number.
         rows: variant -> the row's label, in the table's order.
-        paper: variant -> the paper's balanced-AudioSet mAP (weight-averaged); variants
-            without a paper number are absent.
+        paper: variant -> the paper's AudioSet mAP (weight-averaged; balanced set, or
+            Table 2's `split` column); variants without a paper number are absent.
+        refs: variant -> the dotted key of its paper number in the reference (empty for
+            the channel merge, which is no table of the paper).
     """
 
     key: str
     title: str
     rows: dict[str, str]
     paper: dict[str, float]
+    refs: dict[str, str] = field(default_factory=dict)
 
     def paper_rows(self) -> list[dict[str, Any]]:
         """The paper's numbers as table rows: variant, row (label) and paper."""
@@ -70,25 +95,36 @@ class AblationTable:
         ]
 
 
-def ablation_tables(reference: Mapping[str, Any]) -> dict[str, AblationTable]:
-    """Tables 2, 3, 4 and the channel merge, with the paper's balanced-AudioSet numbers.
+def ablation_tables(
+    reference: Mapping[str, Any], split: str = "balanced"
+) -> dict[str, AblationTable]:
+    """Tables 2, 3, 4 and the channel merge, with the paper's numbers.
 
     Args:
         reference: `paper_reference()`.
+        split: Table 2's column, "balanced" or "full" AudioSet mAP (Tables 3 and 4 exist
+            for the balanced set only).
 
     Returns:
         {"table2", "table3", "table4", "channel"} -> `AblationTable`.
+
+    Raises:
+        KeyError: the reference lacks one of the numbers.
     """
-    table2 = reference["imagenet_pretraining"]["rows"]
-    table3 = reference["pretrained_weights"]["rows"]
-    table4 = reference["positional_embedding"]["rows"]
-    used = table2["imagenet"]["balanced"]
+    refs = {key: {variant: ref.format(split=split) for variant, ref in table.items()}
+            for key, table in PAPER_REFS.items()}  # fmt: skip
+
+    def paper(key: str) -> dict[str, float]:
+        values = {variant: paper_value(reference, ref) for variant, ref in refs[key].items()}
+        return {variant: value for variant, value in values.items() if value is not None}
+
     return {
         "table2": AblationTable(
             "table2",
             "Table 2: ImageNet pretraining",
             {"scratch": "no pretraining", RECIPE_VARIANT: "ImageNet pretraining"},
-            {"scratch": table2["none"]["balanced"], RECIPE_VARIANT: used},
+            paper("table2"),
+            refs["table2"],
         ),
         "table3": AblationTable(
             "table3",
@@ -99,12 +135,8 @@ def ablation_tables(reference: Mapping[str, Any]) -> dict[str, AblationTable]:
                 "deit_base": "DeiT without distillation",
                 RECIPE_VARIANT: "DeiT with distillation (used)",
             },
-            {
-                "vit_base": table3["vit_base"],
-                "vit_large": table3["vit_large"],
-                "deit_base": table3["deit_without_distillation"],
-                RECIPE_VARIANT: table3["deit_with_distillation"],
-            },
+            paper("table3"),
+            refs["table3"],
         ),
         "table4": AblationTable(
             "table4",
@@ -115,17 +147,14 @@ def ablation_tables(reference: Mapping[str, Any]) -> dict[str, AblationTable]:
                 "pos_bilinear": "bilinear, whole grid (no cut)",
                 RECIPE_VARIANT: "cut + bilinear interpolation (used)",
             },
-            {
-                "pos_reinit": table4["reinit"],
-                "pos_nearest": table4["nearest"],
-                RECIPE_VARIANT: table4["bilinear"],
-            },
+            paper("table4"),
+            refs["table4"],
         ),
         "channel": AblationTable(
             "channel",
             "channel merge of the RGB patch kernel (not a paper table)",
             {RECIPE_VARIANT: "sum (original code)", "channel_average": "average (paper text)"},
-            {RECIPE_VARIANT: used},
+            {RECIPE_VARIANT: paper("table2")[RECIPE_VARIANT]},
         ),
     }
 
@@ -172,6 +201,45 @@ def variant_means(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if row.get("result") is not None:
             values.setdefault(row["variant"], []).append(float(row["result"]))
     return {variant: sum(runs) / len(runs) for variant, runs in values.items()}
+
+
+def reproduced_rows(
+    selected: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    metric: str,
+    dataset: str,
+    reference: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The paper numbers of Tables 2-4 a grid reproduces, for metrics["reproduced"].
+
+    Args:
+        selected: table key ("table2", "table3", "table4"; others are ignored) -> its
+            `table_rows`.
+        metric: what `result` measures, "mAP" or "accuracy" (`ast_repro.results.run_metric`).
+        dataset: the data it was measured on (`ast_repro.results.run_dataset`); on
+            "audioset_full" Table 2's rows name its full-set column, else the balanced one.
+        reference: `paper_reference()`.
+
+    Returns:
+        One `ast_repro.results.reproduced_row` per (table, variant) with a paper number and
+        a result: the mean `result` over the variant's seeds, with those seeds.
+    """
+    tables = ablation_tables(reference, "full" if dataset == "audioset_full" else "balanced")
+    rows = []
+    for key in (k for k in selected if k in PAPER_REFS):
+        means = variant_means(selected[key])
+        for variant, ref in tables[key].refs.items():
+            if variant not in means:
+                continue
+            ran = [
+                r for r in selected[key] if r["variant"] == variant and r.get("result") is not None
+            ]
+            seeds = sorted({int(r["seed"]) for r in ran})
+            rows.append(
+                reproduced_row(ref, means[variant], metric=metric, dataset=dataset,
+                               variant=variant, seeds=seeds, reference=reference)
+            )  # fmt: skip
+    return rows
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ import nbformat
 
 from ast_repro.cli import int_at_least
 from ast_repro.errors import AstReproError, RunFailed
-from ast_repro.results import repo_root, results_dir
+from ast_repro.results import COMMAND_ENV, repo_root, results_dir
 
 KERNEL_NAME = "ast-repro"
 CHECK_TAG = "nbval-check-output"
@@ -129,8 +131,14 @@ def execute(
     output_dir: Path | None = None,
     timeout_s: int | None = None,
     kernel_name: str = KERNEL_NAME,
+    command: str | None = None,
 ) -> Path:
     """Run one notebook with papermill in its own folder; returns the executed copy's path.
+
+    Args:
+        command: the command line that runs this notebook, recorded as the `command` of every
+            metrics.json the notebook writes (`ast_repro.results.command_line`); default
+            `ast-repro notebooks run <stem>` with the parameters.
 
     Raises:
         NotebookFailed: a cell raised; the message names the cell, the error and the
@@ -143,6 +151,11 @@ def execute(
     output_dir = output_dir or results_dir() / "notebooks" / str(profile)
     output_dir.mkdir(parents=True, exist_ok=True)
     output = output_dir / path.name
+    if command is None:
+        command = notebook_command("run", path, parameters)
+    # The kernel inherits this process's environment.
+    previous = os.environ.get(COMMAND_ENV)
+    os.environ[COMMAND_ENV] = command
     try:
         papermill.execute_notebook(
             str(path),
@@ -159,7 +172,20 @@ def execute(
             f"{path.name}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
             f"(the traceback is in {output})"
         ) from None
+    finally:
+        if previous is None:
+            del os.environ[COMMAND_ENV]
+        else:
+            os.environ[COMMAND_ENV] = previous
     return output
+
+
+def notebook_command(action: str, path: Path, parameters: dict[str, Any] | None = None) -> str:
+    """The `ast-repro notebooks` command line that runs one notebook with `parameters`."""
+    words = ["ast-repro", "notebooks", action, path.stem]
+    for name, value in (parameters or {}).items():
+        words += ["-p", name, shlex.quote(str(value))]
+    return " ".join(words)
 
 
 def store(path: Path, executed: Path) -> None:
@@ -179,11 +205,16 @@ def store(path: Path, executed: Path) -> None:
 
 
 def _typed(value: str) -> Any:
-    """papermill's -p typing: True/False/None, int, float, else the string itself."""
+    """papermill's -p typing: True/False/None, int, float, else the string itself.
+
+    A comma list such as "0,1,2" (seeds, variants) stays a string, as the notebooks'
+    parameters cells expect, not the tuple Python would read.
+    """
     try:
-        return ast.literal_eval(value)
+        typed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return value
+    return typed if typed is None or isinstance(typed, (bool, int, float)) else value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,7 +247,12 @@ def run(args: argparse.Namespace) -> int:
         raise NotebookError("store keeps the outputs of the stored (smoke) parameters; pass none")
     for path in paths:
         start = time.perf_counter()
-        executed = execute(path, parameters=parameters, timeout_s=args.timeout)
+        executed = execute(
+            path,
+            parameters=parameters,
+            timeout_s=args.timeout,
+            command=notebook_command(args.action, path, parameters),
+        )
         print(f"{path.stem}: {time.perf_counter() - start:.0f} s -> {executed}", flush=True)
         if args.action == "store":
             store(path, executed)

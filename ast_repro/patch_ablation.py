@@ -11,8 +11,9 @@ each table row is a variant of a grid (`ast_repro.experiments.run_grid`):
   16 x 16 and 32 x 32.
 
 Besides the variants: the cost of each stride (`stride_costs`: patch count and FLOPs per
-clip), the paper's numbers (`paper_rows`, from `results/paper_reference.json`) and the check
-of a measured ordering against the paper's (`compare_ordering`).
+clip), the paper's numbers (`paper_rows`, from `results/paper_reference.json`), the check
+of a measured ordering against the paper's (`compare_ordering`) and the paper numbers a run
+reproduces (`reproduced_rows`, for the report).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ast_repro.imagenet_ablation import reported_result
 from ast_repro.model_config import forward_flops, size_config
+from ast_repro.results import reproduced_row
 
 PAPER_STRIDES = (16, 14, 12, 10)  # Table 5; 10 is the recipe's stride
 PATCH = 16  # the ImageNet patch side (ast_repro.config.IMAGENET_PATCH_SIZE)
@@ -152,3 +155,48 @@ def compare_ordering(
     verdict = "yes" if ours == theirs else "no"
     return (f"{label} ordering matches the paper: {verdict} "
             f"(paper: {' > '.join(theirs)}; {label}: {' > '.join(ours)})")  # fmt: skip
+
+
+def reproduced_rows(
+    stride_rows: Sequence[Mapping[str, Any]],
+    shape_rows: Sequence[Mapping[str, Any]],
+    *,
+    metric: str,
+    dataset: str,
+    reference: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The paper numbers of Tables 5 and 6 the two grids reproduce, for metrics["reproduced"].
+
+    Table 5's rows are the stride variants in the column of `dataset` ("full" on
+    "audioset_full", else "balanced"); Table 6's rows the shape variants without
+    pretraining, and its one ImageNet cell (16 x 16) is Table 5's stride-16 run, as in the
+    paper (both 0.336).
+
+    Args:
+        stride_rows, shape_rows: `run_grid` rows of the stride and the shape grid.
+        metric: what the rows measure, "mAP" or "accuracy" (`ast_repro.results.run_metric`).
+        dataset: the data (`ast_repro.results.run_dataset`).
+        reference: `paper_reference()`.
+
+    Returns:
+        One `ast_repro.results.reproduced_row` per paper number with a result: the mean over
+        seeds of each variant's `imagenet_ablation.reported_result` (the weight average on
+        AudioSet), with those seeds.
+    """
+    split = "full" if dataset == "audioset_full" else "balanced"
+    refs: dict[str, list[str]] = {
+        stride_variant(s): [f"patch_overlap.rows.{s}.{split}"] for s in PAPER_STRIDES
+    }
+    refs[stride_variant(PATCH)].append("patch_shape.rows.square16.imagenet")
+    refs.update({name: [f"patch_shape.rows.{name}.no_pretraining"] for name in SHAPE_NAMES})
+    results: dict[str, dict[int, float]] = {}
+    for row in [*stride_rows, *shape_rows]:
+        value = reported_result(row)
+        if row["variant"] in refs and value is not None:
+            results.setdefault(row["variant"], {})[int(row["seed"])] = value
+    return [
+        reproduced_row(ref, sum(runs.values()) / len(runs), metric=metric, dataset=dataset,
+                       variant=variant, seeds=sorted(runs), reference=reference)
+        for variant, runs in results.items()
+        for ref in refs[variant]
+    ]  # fmt: skip

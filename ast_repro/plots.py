@@ -1,7 +1,8 @@
 """Figures the notebooks show, kept here so notebooks hold no function definitions.
 
 Spectrograms and waveforms (notebooks 00-01); positional grids, patch grids, metrics per
-ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6).
+ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6); paper against
+reproduced numbers (report 99).
 """
 
 from __future__ import annotations
@@ -236,6 +237,84 @@ def variant_metrics(
     if title:
         ax.set_title(title)
     return means
+
+
+def paper_vs_reproduced(
+    ax: Axes,
+    paper: Sequence[float],
+    reproduced: Sequence[float],
+    *,
+    comparable: Sequence[bool],
+    title: str = "",
+) -> None:
+    """Reproduced numbers against the paper's, with the diagonal where they agree (report 99).
+
+    Args:
+        paper, reproduced: one pair per paper number, fractions (mAP, accuracy).
+        comparable: per pair, whether the run measured what the paper did (paper profile,
+            real data, same metric and dataset): filled dots; the others (smoke runs, other
+            data) are hollow.
+        title: axes title.
+
+    Raises:
+        ValueError: the three sequences differ in length.
+    """
+    if not len(paper) == len(reproduced) == len(comparable):
+        raise ValueError(f"{len(paper)} paper, {len(reproduced)} reproduced and "
+                         f"{len(comparable)} comparable values do not pair up")  # fmt: skip
+    x, y, same = np.asarray(paper), np.asarray(reproduced), np.asarray(comparable, dtype=bool)
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="reproduced = paper")
+    ax.scatter(x[same], y[same], color="tab:blue", zorder=3, label="paper profile, real data")
+    ax.scatter(x[~same], y[~same], facecolors="none", edgecolors="tab:orange", zorder=3,
+               label="smoke or other data (no delta)")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("paper")
+    ax.set_ylabel("reproduced")
+    ax.legend(loc="upper left", fontsize="small")
+    if title:
+        ax.set_title(title)
+
+
+def paper_and_reproduced(
+    ax: Axes,
+    labels: Sequence[str],
+    paper: Sequence[float],
+    reproduced: Sequence[float],
+    *,
+    comparable: Sequence[bool],
+    title: str = "",
+) -> None:
+    """A pair of bars per paper number: the paper's and the reproduced one (report 99).
+
+    Args:
+        labels: what each number is, e.g. "rows.10.balanced".
+        paper, reproduced: the numbers, fractions (mAP, accuracy).
+        comparable: per number, whether the run measured what the paper did; the others'
+            bars are hatched.
+        title: axes title.
+
+    Raises:
+        ValueError: the sequences differ in length.
+    """
+    if not len(labels) == len(paper) == len(reproduced) == len(comparable):
+        raise ValueError("labels, paper, reproduced and comparable must have one entry each")
+    positions = np.arange(len(labels))
+    ax.bar(positions - 0.2, paper, width=0.4, color="black", label="paper")
+    bars = ax.bar(positions + 0.2, reproduced, width=0.4, color="tab:blue", label="reproduced")
+    for bar, same in zip(bars, comparable, strict=True):
+        if not same:
+            bar.set_hatch("//")
+            bar.set_facecolor("white")
+            bar.set_edgecolor("tab:orange")
+    if not all(comparable):
+        bars.set_label("reproduced (hatched: smoke or other data)")
+    ax.set_xticks(positions, list(labels), rotation=30, ha="right", fontsize="small")
+    ax.set_ylabel("mAP or accuracy")
+    ax.set_ylim(0, 1.35 * max([*paper, *reproduced, 0.1]))  # room for the legend
+    ax.legend(fontsize="small", loc="upper left", ncols=2)
+    if title:
+        ax.set_title(title)
 
 
 def cost_vs_patches(

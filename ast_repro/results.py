@@ -99,6 +99,23 @@ def device_description() -> str:
     return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
+# Set by `ast-repro notebooks run|store` for the notebook's kernel: the command that ran it.
+COMMAND_ENV = "AST_REPRO_COMMAND"
+KERNEL_COMMAND = "a Jupyter kernel"  # a notebook run outside `ast-repro notebooks`
+
+
+def command_line() -> str:
+    """The command that produced this process's results, as a reader would repeat it.
+
+    The process's own arguments, except inside a Jupyter kernel, whose arguments name only
+    a temporary connection file: there it is the `ast-repro notebooks` command that started
+    the kernel (`$AST_REPRO_COMMAND`), else `KERNEL_COMMAND`.
+    """
+    if "ipykernel" in Path(sys.argv[0]).name:
+        return os.environ.get(COMMAND_ENV) or KERNEL_COMMAND
+    return " ".join(sys.argv)
+
+
 def provenance() -> dict[str, Any]:
     """What a reader needs to repeat a run."""
     return {
@@ -106,7 +123,7 @@ def provenance() -> dict[str, Any]:
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "device": device_description(),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -170,9 +187,17 @@ def read_metrics(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def collect(stage: str | None = None) -> list[dict[str, Any]]:
-    """Every metrics.json under results/ (or under results/<stage>/), sorted by path."""
-    base = results_dir() if stage is None else results_dir() / stage
+def collect(
+    stage: str | None = None, *, root: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every metrics.json under results/ (or under results/<stage>/), sorted by path.
+
+    Args:
+        stage: only this stage's folder.
+        root: the results folder; default `results_dir()`.
+    """
+    base = Path(root) if root is not None else results_dir()
+    base = base if stage is None else base / stage
     return [read_metrics(p) for p in sorted(base.glob("**/metrics.json"))]
 
 
@@ -219,6 +244,34 @@ def paper_value(reference: dict[str, Any], ref: str) -> float | None:
     if node is not None and not isinstance(node, (int, float)):
         raise KeyError(f"{ref!r} is not a number of the reference but {type(node).__name__}")
     return None if node is None else float(node)
+
+
+# The names reproduced rows use for what a run measured on which data; the reference's
+# `metric` and `dataset` fields use the same (results/paper_reference.json).
+METRIC_NAMES = {"mAP": "mAP", "acc": "accuracy", "accuracy": "accuracy"}
+AUDIOSET_SPLITS = {"train": "audioset_balanced", "train_full": "audioset_full"}
+
+
+def run_metric(metric: str) -> str:
+    """The reference's name of a config's `metric`: "mAP" or "accuracy" (for "acc").
+
+    Raises:
+        ValueError: an unknown metric.
+    """
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"unknown metric {metric!r} (known: {sorted(METRIC_NAMES)})")
+    return METRIC_NAMES[metric]
+
+
+def run_dataset(dataset: str, train_split: str = "train") -> str:
+    """The reference's name of the data a run trains on: AudioSet's balanced or full set
+    ("audioset_balanced", "audioset_full" for `train_split` "train" / "train_full"), else
+    the dataset itself ("esc50", "speechcommands")."""
+    if dataset != "audioset":
+        return dataset
+    if train_split not in AUDIOSET_SPLITS:
+        raise ValueError(f"unknown AudioSet split {train_split!r} (known: {list(AUDIOSET_SPLITS)})")
+    return AUDIOSET_SPLITS[train_split]
 
 
 def reproduced_row(

@@ -18,6 +18,7 @@ from ast_repro.imagenet_ablation import (
     embedding_scale,
     neighbour_similarity,
     reported_result,
+    reproduced_rows,
     sincos_grid,
     table_rows,
     variant_means,
@@ -164,3 +165,36 @@ def test_neighbour_similarity_sees_cut_squeeze_and_reinit(tables) -> None:
     assert tables["table4"].paper_rows()[0] == {
         "variant": "pos_reinit", "row": "reinitialized", "paper": 0.305
     }  # fmt: skip
+
+
+def test_reproduced_rows_name_each_tables_paper_number_with_the_seed_mean() -> None:
+    reference = paper_reference()
+    rows = [
+        {"variant": "scratch", "seed": 0, "wa": 0.1},
+        {"variant": RECIPE_VARIANT, "seed": 0, "wa": 0.4},
+        {"variant": RECIPE_VARIANT, "seed": 1, "wa": 0.6},
+        {"variant": "pos_reinit", "seed": 1, "wa": None},  # unfinished: no number
+        {"variant": "pos_bilinear", "seed": 0, "wa": 0.3},  # no paper number of its own
+    ]
+    tables = ablation_tables(reference)
+    selected = {key: table_rows(rows, tables[key]) for key in ("table2", "table4", "channel")}
+    reproduced = reproduced_rows(selected, metric="mAP", dataset="audioset_balanced",
+                                 reference=reference)  # fmt: skip
+    by_ref = {row["ref"]: row for row in reproduced}
+    assert list(by_ref) == [
+        "imagenet_pretraining.rows.none.balanced",
+        "imagenet_pretraining.rows.imagenet.balanced",
+        "positional_embedding.rows.bilinear",  # the recipe's cut + bilinear, "(used)"
+    ]
+    assert by_ref["imagenet_pretraining.rows.imagenet.balanced"] == {
+        "ref": "imagenet_pretraining.rows.imagenet.balanced", "paper": 0.347,
+        "value": pytest.approx(0.5), "metric": "mAP", "dataset": "audioset_balanced",
+        "variant": RECIPE_VARIANT, "seeds": [0, 1],
+    }  # fmt: skip
+    full = reproduced_rows({"table2": selected["table2"]}, metric="mAP", dataset="audioset_full",
+                           reference=reference)  # fmt: skip
+    assert [(r["ref"], r["paper"]) for r in full] == [
+        ("imagenet_pretraining.rows.none.full", 0.366),
+        ("imagenet_pretraining.rows.imagenet.full", 0.459),
+    ]
+    assert ablation_tables(reference, "full")["table2"].paper["scratch"] == 0.366

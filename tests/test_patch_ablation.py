@@ -12,6 +12,7 @@ from ast_repro.model_config import size_config
 from ast_repro.patch_ablation import (
     compare_ordering,
     paper_rows,
+    reproduced_rows,
     shape_variants,
     stride_costs,
     stride_variants,
@@ -69,3 +70,31 @@ def test_forward_seconds_times_each_architecture() -> None:
     with pytest.raises(ValueError, match="positive"):
         forward_seconds(configs, repeats=0)
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_reproduced_rows_cover_tables_5_and_6_with_seed_means() -> None:
+    reference = paper_reference()
+    strides = [
+        {"variant": "stride16", "seed": 0, "wa": 0.2},
+        {"variant": "stride16", "seed": 1, "wa": 0.4},
+        {"variant": "stride10", "seed": 0, "wa": None, "last": 0.5},  # no WA: the last epoch
+        {"variant": "stride8", "seed": 0, "wa": 0.9},  # no paper number
+    ]
+    shapes = [{"variant": "frame_slices", "seed": 0, "wa": 0.1},
+              {"variant": "square32", "seed": 0, "wa": None}]  # fmt: skip
+    rows = reproduced_rows(strides, shapes, metric="mAP", dataset="audioset_balanced",
+                           reference=reference)  # fmt: skip
+    assert [(r["ref"], r["paper"], r["seeds"]) for r in rows] == [
+        ("patch_overlap.rows.16.balanced", 0.336, [0, 1]),
+        ("patch_shape.rows.square16.imagenet", 0.336, [0, 1]),  # Table 6's ImageNet cell
+        ("patch_overlap.rows.10.balanced", 0.347, [0]),
+        ("patch_shape.rows.frame_slices.no_pretraining", 0.154, [0]),
+    ]
+    assert [r["value"] for r in rows] == pytest.approx([0.3, 0.3, 0.5, 0.1])
+    assert {r["metric"] for r in rows} == {"mAP"}
+    full = reproduced_rows(strides[:1], [], metric="mAP", dataset="audioset_full",
+                           reference=reference)  # fmt: skip
+    assert [(r["ref"], r["paper"]) for r in full] == [
+        ("patch_overlap.rows.16.full", 0.451),
+        ("patch_shape.rows.square16.imagenet", 0.336),
+    ]

@@ -87,3 +87,33 @@ def test_cost_vs_patches_fits_the_quadratic():
     assert curve.get_ydata()[0] == pytest.approx(1.0)  # c at N = 0
     with pytest.raises(ValueError, match="3 or more"):
         plots.cost_vs_patches(_axes(), [512, 1212], [1.0, 2.0])
+
+
+def test_paper_vs_reproduced_fills_comparable_runs_only():
+    ax = _axes()
+    plots.paper_vs_reproduced(ax, [0.347, 0.148, 0.459], [0.35, 0.04, 0.44],
+                              comparable=[True, False, True], title="all")  # fmt: skip
+    filled, hollow = ax.collections
+    np.testing.assert_allclose(filled.get_offsets(), [[0.347, 0.35], [0.459, 0.44]])
+    np.testing.assert_allclose(hollow.get_offsets(), [[0.148, 0.04]])
+    assert len(hollow.get_facecolors()) == 0  # hollow: no face
+    (diagonal,) = ax.get_lines()
+    assert diagonal.get_xydata().tolist() == [[0, 0], [1, 1]]
+    assert ax.get_title() == "all"
+    with pytest.raises(ValueError, match="do not pair up"):
+        plots.paper_vs_reproduced(_axes(), [0.3], [0.3, 0.4], comparable=[True])
+
+
+def test_paper_and_reproduced_pairs_bars_and_hatches_the_others():
+    ax = _axes()
+    plots.paper_and_reproduced(ax, ["stride 16", "stride 10"], [0.336, 0.347], [0.30, 0.35],
+                               comparable=[False, True])  # fmt: skip
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == pytest.approx([0.336, 0.347, 0.30, 0.35])  # paper bars, then ours
+    assert [bar.get_hatch() for bar in ax.patches[2:]] == ["//", None]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["stride 16", "stride 10"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "paper", "reproduced (hatched: smoke or other data)"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="one entry each"):
+        plots.paper_and_reproduced(_axes(), ["a"], [0.3, 0.2], [0.1], comparable=[True])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,54 @@ def test_paper_value_reads_leaves_values_and_gaps() -> None:
     assert row == {"ref": "positional_embedding.rows.nearest", "paper": 0.346, "value": 0.25,
                    "metric": "mAP", "dataset": "audioset_balanced", "variant": "pos_nearest",
                    "seeds": [0, 1]}  # fmt: skip
+
+
+def test_run_metric_and_dataset_use_the_references_names() -> None:
+    from ast_repro.results import run_dataset, run_metric
+
+    assert run_metric("acc") == "accuracy" and run_metric("mAP") == "mAP"
+    assert run_dataset("audioset", "train") == "audioset_balanced"
+    assert run_dataset("audioset", "train_full") == "audioset_full"
+    assert run_dataset("esc50") == "esc50" and run_dataset("speechcommands") == "speechcommands"
+    with pytest.raises(ValueError, match="unknown metric"):
+        run_metric("auc")
+    with pytest.raises(ValueError, match="unknown AudioSet split"):
+        run_dataset("audioset", "eval")
+
+
+def test_command_line_names_the_notebook_command_inside_a_kernel(monkeypatch) -> None:
+    from ast_repro.results import COMMAND_ENV, KERNEL_COMMAND, command_line
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/ast-repro", "train", "--recipe", "esc50"])
+    monkeypatch.setenv(COMMAND_ENV, "ast-repro notebooks run 03_patch_overlap")
+    assert command_line() == "/venv/bin/ast-repro train --recipe esc50"  # not a kernel
+    kernel = ["/venv/lib/python3.12/site-packages/ipykernel_launcher.py", "-f", "/tmp/k.json"]
+    monkeypatch.setattr(sys, "argv", kernel)
+    assert command_line() == "ast-repro notebooks run 03_patch_overlap"
+    monkeypatch.delenv(COMMAND_ENV)
+    assert command_line() == KERNEL_COMMAND
+
+
+def test_notebook_runs_hand_their_command_to_the_kernel(tmp_path, monkeypatch) -> None:
+    import papermill
+
+    from ast_repro import notebooks
+    from ast_repro.results import COMMAND_ENV
+
+    seen = {}
+
+    def execute_notebook(*args, **kwargs) -> None:  # what the kernel would inherit
+        seen["command"] = os.environ.get(COMMAND_ENV)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.delenv(COMMAND_ENV, raising=False)
+    path = notebooks.resolve("03")
+    notebooks.execute(path, parameters={"seeds": "0,1,2", "profile": "paper"},
+                      output_dir=tmp_path)  # fmt: skip
+    assert seen["command"] == (
+        "ast-repro notebooks run 03_patch_overlap -p seeds 0,1,2 -p profile paper"
+    )
+    assert COMMAND_ENV not in os.environ  # restored after the run
+    assert notebooks._typed("0,1,2") == "0,1,2" and notebooks._typed("[1]") == "[1]"
+    assert notebooks._typed("3") == 3 and notebooks._typed("False") is False
+    assert notebooks._typed("None") is None and notebooks._typed("1e-4") == 1e-4

@@ -128,6 +128,16 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def notebook_run(profile: str, dataset: str, *, synthetic: bool, seeds: list[int]) -> str:
+    """A notebook's run name: "smoke-esc50-twin", with "-s1" or "-s0-1-2" unless seeds are [0].
+
+    The seeds are part of the name so that rerunning a notebook with other seeds
+    (`papermill ... -p seed 1`) adds a record instead of replacing the seed-0 one.
+    """
+    name = f"{profile}-{dataset}{'-twin' if synthetic else ''}"
+    return name if list(seeds) == [0] else name + "-s" + "-".join(str(s) for s in seeds)
+
+
 def write_metrics(
     stage: str,
     run: str,

@@ -124,3 +124,12 @@ def test_notebook_runs_hand_their_command_to_the_kernel(tmp_path, monkeypatch) -
     assert notebooks._typed("0,1,2") == "0,1,2" and notebooks._typed("[1]") == "[1]"
     assert notebooks._typed("3") == 3 and notebooks._typed("False") is False
     assert notebooks._typed("None") is None and notebooks._typed("1e-4") == 1e-4
+
+
+def test_notebook_run_names_other_seeds_apart() -> None:
+    from ast_repro.results import notebook_run
+
+    assert notebook_run("smoke", "esc50", synthetic=True, seeds=[0]) == "smoke-esc50-twin"
+    assert notebook_run("paper", "audioset", synthetic=False, seeds=[1]) == "paper-audioset-s1"
+    three = notebook_run("smoke", "esc50", synthetic=True, seeds=[0, 1, 2])
+    assert three == "smoke-esc50-twin-s0-1-2"

@@ -14,6 +14,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,70 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
         "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in table
     )
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Whether measured numbers rank variants as the paper's do.
+
+    Attributes:
+        matches: True when every pair the paper ranks strictly is ranked the same way
+            (strictly) by the measurement; None with fewer than two comparable variants.
+        paper: the comparable variants from the paper's lowest number to its highest.
+        measured: the same variants from the lowest measured number to the highest.
+        values: variant -> (measured, paper).
+    """
+
+    matches: bool | None
+    paper: list[str]
+    measured: list[str]
+    values: dict[str, tuple[float, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as metrics.json stores it."""
+        return {"ordering_matches_paper": self.matches, "paper_order": self.paper,
+                "measured_order": self.measured}  # fmt: skip
+
+    def line(self, label: str) -> str:
+        """One line for a notebook, e.g. "smoke ordering matches the paper: no (...)"."""
+        if self.matches is None:
+            return (f"{label} ordering: nothing to compare with the paper (fewer than two of "
+                    "these variants have a paper number)")  # fmt: skip
+        paper = _chain(self.paper, {v: paper for v, (_, paper) in self.values.items()})
+        ours = _chain(self.measured, {v: measured for v, (measured, _) in self.values.items()})
+        verdict = "yes" if self.matches else "no"
+        return f"{label} ordering matches the paper: {verdict} (paper {paper}; {label} {ours})"
+
+
+def _chain(order: Sequence[str], values: Mapping[str, float]) -> str:
+    """ "a 0.100 < b 0.200 = c 0.200": variants in ascending order, ties marked."""
+    text = f"{order[0]} {values[order[0]]:.3f}"
+    for previous, variant in zip(order, order[1:], strict=False):
+        sign = "=" if values[variant] == values[previous] else "<"
+        text += f" {sign} {variant} {values[variant]:.3f}"
+    return text
+
+
+def compare_ordering(measured: Mapping[str, float], paper: Mapping[str, float]) -> Ordering:
+    """Compare the ranking of variants by measured numbers with the paper's ranking.
+
+    Pairs the paper gives the same number are not compared; a measured tie between
+    variants the paper separates counts as a mismatch.
+
+    Args:
+        measured: variant -> measured number (e.g. `variant_means`).
+        paper: variant -> the paper's number.
+
+    Returns:
+        The `Ordering` of the variants present in both.
+    """
+    common = [variant for variant in paper if variant in measured]
+    values = {v: (float(measured[v]), float(paper[v])) for v in common}
+    if len(common) < 2:
+        return Ordering(None, common, common, values)
+    by_paper = sorted(common, key=lambda v: values[v][1])
+    by_measured = sorted(common, key=lambda v: values[v][0])
+    matches = all(
+        values[a][0] < values[b][0] for a in common for b in common if values[a][1] < values[b][1]
+    )
+    return Ordering(matches, by_paper, by_measured, values)

@@ -11,9 +11,9 @@ each table row is a variant of a grid (`ast_repro.experiments.run_grid`):
   16 x 16 and 32 x 32.
 
 Besides the variants: the cost of each stride (`stride_costs`: patch count and FLOPs per
-clip), the paper's numbers (`paper_rows`, from `results/paper_reference.json`), the check
-of a measured ordering against the paper's (`compare_ordering`) and the paper numbers a run
-reproduces (`reproduced_rows`, for the report).
+clip), the paper's numbers (`paper_rows`, from `results/paper_reference.json`) and the
+paper numbers a run reproduces (`reproduced_rows`, for the report); measured orderings are
+compared with the paper's by `ast_repro.grid_results.compare_ordering`.
 """
 
 from __future__ import annotations
@@ -126,35 +126,6 @@ def paper_rows(reference: Mapping[str, Any], split: str = "balanced") -> dict[st
         "table6": {name: {"shape": table6[name]["shape"], "patches": table6[name]["patches"],
                           "paper": table6[name]["no_pretraining"]} for name in SHAPE_NAMES},
     }  # fmt: skip
-
-
-def compare_ordering(
-    measured: Mapping[str, float], paper: Mapping[str, float], *, label: str = "smoke"
-) -> str:
-    """A line saying whether the measured ranking of variants is the paper's.
-
-    Only variants present in both are ranked, highest first; ties in the paper keep its order.
-
-    Args:
-        measured: variant -> this run's metric (e.g. mean over seeds).
-        paper: variant -> the paper's metric.
-        label: the profile named in the line.
-
-    Returns:
-        e.g. "smoke ordering matches the paper: no (paper: stride10 > stride12 > ...;
-        smoke: stride16 > ...)".
-
-    Raises:
-        ValueError: fewer than two variants in common.
-    """
-    common = [name for name in paper if name in measured]
-    if len(common) < 2:
-        raise ValueError(f"need two variants in both to compare, got {common}")
-    ours = sorted(common, key=lambda name: -measured[name])
-    theirs = sorted(common, key=lambda name: -paper[name])
-    verdict = "yes" if ours == theirs else "no"
-    return (f"{label} ordering matches the paper: {verdict} "
-            f"(paper: {' > '.join(theirs)}; {label}: {' > '.join(ours)})")  # fmt: skip
 
 
 def reproduced_rows(

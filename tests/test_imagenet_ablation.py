@@ -8,13 +8,13 @@ from matplotlib.figure import Figure
 
 from ast_repro import plots
 from ast_repro.config import resolve
+from ast_repro.grid_results import compare_ordering
 from ast_repro.imagenet_ablation import (
     INIT_VARIANTS,
     RECIPE_VARIANT,
     SOURCE_VARIANTS,
     EmbeddingScale,
     ablation_tables,
-    compare_ordering,
     embedding_scale,
     neighbour_similarity,
     reported_result,
@@ -94,6 +94,8 @@ def test_compare_ordering_matches_mismatches_and_ignores_paper_ties() -> None:
     same = compare_ordering({"reinit": 0.1, "nearest": 0.2, "bilinear": 0.3}, paper)
     assert same.matches is True and same.paper == ["reinit", "nearest", "bilinear"]
     assert same.line("smoke").startswith("smoke ordering matches the paper: yes (paper reinit")
+    assert same.to_dict() == {"ordering_matches_paper": True, "paper_order": same.paper,
+                              "measured_order": same.measured}  # fmt: skip
     swapped = compare_ordering({"reinit": 0.1, "nearest": 0.3, "bilinear": 0.2}, paper)
     assert swapped.matches is False and swapped.measured == ["reinit", "bilinear", "nearest"]
     assert "matches the paper: no" in swapped.line("smoke")

@@ -10,7 +10,6 @@ from ast_repro.config import resolve
 from ast_repro.estimate import architecture
 from ast_repro.model_config import size_config
 from ast_repro.patch_ablation import (
-    compare_ordering,
     paper_rows,
     reproduced_rows,
     shape_variants,
@@ -49,17 +48,6 @@ def test_paper_rows_follow_the_reference() -> None:
     assert rows["table5"]["stride10"] == {"patches": 1212, "paper": 0.347}
     assert rows["table6"]["frame_slices"]["paper"] == 0.154
     assert paper_rows(paper_reference(), "full")["table5"]["stride16"]["paper"] == 0.451
-
-
-def test_compare_ordering_says_yes_or_no() -> None:
-    paper = {"a": 0.3, "b": 0.2, "c": 0.1}
-    assert compare_ordering({"a": 3, "b": 2, "c": 1, "x": 9}, paper).startswith(
-        "smoke ordering matches the paper: yes (paper: a > b > c; smoke: a > b > c)"
-    )
-    assert "no (paper: a > b; tiny: b > a)" in compare_ordering({"a": 1, "b": 2}, paper,
-                                                               label="tiny")  # fmt: skip
-    with pytest.raises(ValueError, match="two variants"):
-        compare_ordering({"a": 1}, paper)
 
 
 def test_forward_seconds_times_each_architecture() -> None:

@@ -10,7 +10,7 @@ metrics.json the per-epoch metric with the cumulative ensemble's. This module pi
 orders a grid's runs and builds the ensembles from those files with `ast_repro.ensemble`;
 nothing is evaluated again.
 
-- `members`, `prediction_path`: which saved predictions each run contributes;
+- `members`, `saved_predictions`: which saved predictions each run contributes;
 - `epoch_curve`, `epoch_rows`: one run over its epochs (last, best, cumulative, weight
   average), as its metrics.json recorded them;
 - `score`, `ensemble_curve`, `subset_spread`: the metric of an ensemble and against the
@@ -55,6 +55,8 @@ class Member:
         variant, seed: its place in its grid.
         run: the run directory, results/train/<grid>/<name>/.
         predictions: its prediction file (`ast_repro.ensemble.save_predictions`).
+        metrics: the headline metrics (mAP, mAUC, d_prime, accuracy) of those predictions,
+            as the run recorded them.
     """
 
     name: str
@@ -62,6 +64,7 @@ class Member:
     seed: int
     run: Path
     predictions: Path
+    metrics: dict[str, float]
 
 
 def main_key(metric: str) -> str:
@@ -69,12 +72,15 @@ def main_key(metric: str) -> str:
     return "mAP" if metric == "mAP" else "accuracy"
 
 
-def prediction_path(run: str | Path, kind: str = "wa") -> Path:
-    """The saved validation predictions of a finished run.
+def saved_predictions(run: str | Path, kind: str = "wa") -> tuple[Path, dict[str, float]]:
+    """The saved validation predictions of a finished run and their recorded metrics.
 
     Args:
         run: a run directory holding metrics.json and predictions/.
         kind: "wa" (`valid_wa.npz`), "last" or "best" (`valid_{epoch}.npz` of that epoch).
+
+    Returns:
+        (the prediction file, its headline metrics from metrics.json).
 
     Raises:
         EnsembleError: an unknown kind, a run without weight averaging asked for "wa", or
@@ -87,15 +93,16 @@ def prediction_path(run: str | Path, kind: str = "wa") -> Path:
     if kind == "wa":
         if not metrics.get("wa"):
             raise EnsembleError(f"{run}: the run averaged no weights (its recipe has wa=false)")
-        path = run / PREDICTIONS_DIR / "valid_wa.npz"
+        path, record = run / PREDICTIONS_DIR / "valid_wa.npz", metrics["wa"]
     else:
-        record = metrics.get("final" if kind == "last" else "best") or {}
-        if "epoch" not in record:
+        epoch = (metrics.get("final" if kind == "last" else "best") or {}).get("epoch")
+        if epoch is None:
             raise EnsembleError(f"{run}: metrics.json records no {kind} epoch")
-        path = run / PREDICTIONS_DIR / f"valid_{record['epoch']}.npz"
+        path = run / PREDICTIONS_DIR / f"valid_{epoch}.npz"
+        record = next(e for e in metrics["epochs"] if e["epoch"] == epoch)
     if not path.is_file():
         raise EnsembleError(f"{path}: the run saved no such predictions")
-    return path
+    return path, {key: record[key] for key in ("mAP", "mAUC", "d_prime", "accuracy")}
 
 
 def members(
@@ -109,7 +116,7 @@ def members(
         results_root: the results folder; default `ast_repro.results.results_dir()`.
 
     Raises:
-        EnsembleError: as `prediction_path`, or the same run twice.
+        EnsembleError: as `saved_predictions`, or the same run twice.
     """
     root = Path(results_root) if results_root is not None else results_dir()
     found: list[Member] = []
@@ -118,8 +125,8 @@ def members(
         name = f"{row['variant']}-s{row['seed']}"
         if any(member.run == run for member in found):
             raise EnsembleError(f"{run}: the same run is listed twice")
-        path = prediction_path(run, kind)
-        found.append(Member(name, row["variant"], int(row["seed"]), run, path))
+        path, metrics = saved_predictions(run, kind)
+        found.append(Member(name, row["variant"], int(row["seed"]), run, path, metrics))
     return found
 
 
@@ -142,18 +149,20 @@ def ensemble_curve(chosen: Sequence[Member], metric: str = "mAP") -> list[dict[s
 
     Returns:
         One row per k: `models` (k), `added` (the k-th member's name), `member` (its own
-        metric) and `ensemble` (the metric of the mean of members 1..k).
+        metric, as its run recorded it) and `ensemble` (the metric of the mean of members
+        1..k; for k = 1 the first member's own).
     """
     runs = load_aligned([member.predictions for member in chosen])
     running = CumulativeEnsemble()
     rows = []
     for k, (member, run) in enumerate(zip(chosen, runs, strict=True), start=1):
         mean = running.update(run.probs)
+        value = member.metrics[metric]
         rows.append({
             "models": k,
             "added": member.name,
-            "member": compute_metrics(run.probs, run.targets)[metric],
-            "ensemble": compute_metrics(mean, run.targets)[metric],
+            "member": value,
+            "ensemble": value if k == 1 else compute_metrics(mean, run.targets)[metric],
         })  # fmt: skip
     return rows
 

@@ -29,12 +29,12 @@ from ast_repro.ensembling import (
     epoch_rows,
     main_key,
     members,
-    prediction_path,
+    saved_predictions,
     score,
     subset_spread,
 )
 from ast_repro.experiments import run_grid
-from ast_repro.metrics import compute_metrics
+from ast_repro.metrics import compute_metrics, headline
 from ast_repro.patch_ablation import stride_grid
 from ast_repro.results import paper_reference, write_metrics
 from tests.train_fixtures import tiny_overrides
@@ -65,8 +65,8 @@ def _fake_run(results: Path, name: str, seed: int, *, wa: bool = True, best: int
         save_predictions(run / "predictions" / f"valid_{epoch}.npz", probs=probs,
                          targets=targets, datafile="eval.json")  # fmt: skip
         mean = cumulative.update(probs)
-        value = compute_metrics(probs, targets)["mAP"]
-        history.append({"epoch": epoch, "mAP": value, "main": value,
+        values = headline(compute_metrics(probs, targets))
+        history.append({"epoch": epoch, **values, "main": values["mAP"],
                         "cum_mAP": compute_metrics(mean, targets)["mAP"]})  # fmt: skip
     metrics = {"epochs": history, "final": history[-1],
                "best": {"epoch": best, "main": history[best - 1]["main"]}}  # fmt: skip
@@ -74,30 +74,42 @@ def _fake_run(results: Path, name: str, seed: int, *, wa: bool = True, best: int
         probs = _probs(100 * seed + 99, targets, signal=0.6)
         save_predictions(run / "predictions" / "valid_wa.npz", probs=probs, targets=targets,
                          datafile="eval.json")  # fmt: skip
-        metrics["wa"] = {"mAP": compute_metrics(probs, targets)["mAP"]}
+        metrics["wa"] = {"label": "weight average", **headline(compute_metrics(probs, targets))}
     config = {"metric": "mAP", "wa_start": 2, "wa_end": 3, "run_name": f"g/{name}"}
     write_metrics("train", f"g/{name}", profile="smoke", config=config, metrics=metrics,
                   seed=seed, wall_time_s=1.0, extra={"complete": True})  # fmt: skip
     return run
 
 
+def _arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    (run,) = load_aligned([path])
+    return run.probs, run.targets
+
+
 def _rows(names_seeds: list[tuple[str, int]]) -> list[dict]:
     return [{"run": f"g/{v}-s{s}", "variant": v, "seed": s} for v, s in names_seeds]
 
 
-def test_prediction_path_picks_the_saved_file(results: Path) -> None:
+def test_saved_predictions_picks_the_file_and_its_recorded_metrics(results: Path) -> None:
     run = _fake_run(results, "stride10-s0", 0, best=2)
-    assert prediction_path(run, "wa") == run / "predictions" / "valid_wa.npz"
-    assert prediction_path(run, "last") == run / "predictions" / f"valid_{EPOCHS}.npz"
-    assert prediction_path(run, "best") == run / "predictions" / "valid_2.npz"
+    wa, wa_metrics = saved_predictions(run, "wa")
+    assert wa == run / "predictions" / "valid_wa.npz"
+    assert wa_metrics == headline(compute_metrics(*_arrays(wa)))
+    last, last_metrics = saved_predictions(run, "last")
+    assert last == run / "predictions" / f"valid_{EPOCHS}.npz"
+    assert last_metrics == headline(compute_metrics(*_arrays(last)))
+    best, best_metrics = saved_predictions(run, "best")
+    assert best == run / "predictions" / "valid_2.npz"
+    assert best_metrics == headline(compute_metrics(*_arrays(best)))
+    assert best_metrics != last_metrics
     with pytest.raises(EnsembleError, match="not one of"):
-        prediction_path(run, "mean")
+        saved_predictions(run, "mean")
     plain = _fake_run(results, "plain-s0", 0, wa=False)
     with pytest.raises(EnsembleError, match="averaged no weights"):
-        prediction_path(plain, "wa")
+        saved_predictions(plain, "wa")
     (run / "predictions" / "valid_2.npz").unlink()
     with pytest.raises(EnsembleError, match="saved no such predictions"):
-        prediction_path(run, "best")
+        saved_predictions(run, "best")
 
 
 def test_members_keep_the_order_and_refuse_a_run_twice(results: Path) -> None:
@@ -192,7 +204,10 @@ def test_saved_runs_of_a_grid_are_what_the_ensembles_read(results: Path, data: d
         assert curve["cumulative"][-1] == pytest.approx(
             compute_metrics(rebuilt.mean, targets)["accuracy"]
         )
-        assert ensemble_curve([member], "accuracy")[0]["member"] == pytest.approx(row["wa"])
+        # the weight average's saved predictions score what its run recorded
+        assert member.metrics["accuracy"] == row["wa"]
+        probs, targets = _arrays(member.predictions)
+        assert compute_metrics(probs, targets)["accuracy"] == pytest.approx(row["wa"])
     assert 0 <= score(chosen)["accuracy"] <= 1
 
 

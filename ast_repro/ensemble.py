@@ -12,7 +12,8 @@ Implements, from the original code (original `src/traintest.py`, `egs/audioset/e
 
 A prediction file (`save_predictions`) is a .npz with `probs` (N, C) float32, `targets` (N, C)
 float32, `datafile` (the evaluation json it scores) and `format_version`. The training engine
-writes one per epoch per run; `ast-repro ensemble` averages them (or checkpoint weights).
+writes one per epoch per run; `load_aligned` reads several that score the same clips, and
+`ast-repro ensemble` averages them (or checkpoint weights).
 """
 
 from __future__ import annotations

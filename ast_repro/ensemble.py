@@ -12,7 +12,8 @@ Implements, from the original code (original `src/traintest.py`, `egs/audioset/e
 
 A prediction file (`save_predictions`) is a .npz with `probs` (N, C) float32, `targets` (N, C)
 float32, `datafile` (the evaluation json it scores) and `format_version`. The training engine
-writes one per epoch per run; `ast-repro ensemble` averages them (or checkpoint weights).
+writes one per epoch per run; `load_aligned` reads several that score the same clips, and
+`ast-repro ensemble` averages them (or checkpoint weights).
 """
 
 from __future__ import annotations
@@ -317,18 +318,38 @@ def _run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_predictions(args: argparse.Namespace) -> int:
-    runs = [load_predictions(path) for path in args.inputs]
+def load_aligned(paths: Sequence[str | os.PathLike[str]]) -> list[Predictions]:
+    """Read prediction files that score the same datafile with the same targets, row by row.
+
+    Args:
+        paths: prediction files (`save_predictions`), e.g. one per run of an ensemble.
+
+    Returns:
+        One `Predictions` per path, in order.
+
+    Raises:
+        EnsembleError: no path, a file is missing or unreadable, or its datafile or targets
+            differ from those of the first file (the message names both).
+    """
+    if not paths:
+        raise EnsembleError("no prediction files to read")
+    runs = [load_predictions(path) for path in paths]
     first = runs[0]
-    for path, run_ in zip(args.inputs[1:], runs[1:], strict=True):
+    for path, run_ in zip(paths[1:], runs[1:], strict=True):
         if run_.datafile != first.datafile:
             raise EnsembleError(
-                f"{path}: scores {run_.datafile}, but {args.inputs[0]} scores {first.datafile}"
+                f"{path}: scores {run_.datafile}, but {paths[0]} scores {first.datafile}"
             )
         if run_.targets.shape != first.targets.shape or not np.array_equal(
             run_.targets, first.targets
         ):
-            raise EnsembleError(f"{path}: targets differ from those of {args.inputs[0]}")
+            raise EnsembleError(f"{path}: targets differ from those of {paths[0]}")
+    return runs
+
+
+def _run_predictions(args: argparse.Namespace) -> int:
+    runs = load_aligned(args.inputs)
+    first = runs[0]
     print(f"{'input':<40} {'mAP':>8} {'mAUC':>8} {'d_prime':>8} {'acc':>8}")
     for path, run_ in zip(args.inputs, runs, strict=True):
         _print_row(path.name, compute_metrics(run_.probs, run_.targets))

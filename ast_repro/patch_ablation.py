@@ -5,7 +5,8 @@ The original sets the patch grid in `ASTModel.__init__` (`src/models/ast_models.
 each table row is a variant of a grid (`ast_repro.experiments.run_grid`):
 
 - Table 5, `stride_variants`: 16 x 16 patches at strides 16, 14, 12 and 10 (overlap 0, 2, 4
-  and 6), named `stride<N>` so that notebook 05 reuses the runs for Ensemble-M;
+  and 6), named `stride<N>` in the grid `stride_grid(profile, dataset)`, so that notebook 05
+  reuses the runs for Ensemble-M;
 - Table 6, `shape_variants`: patch shapes without ImageNet pretraining, each without overlap:
   frame slices spanning every mel bin and 2 frames wide (128 x 2 on the paper's input),
   16 x 16 and 32 x 32.
@@ -33,6 +34,15 @@ SHAPE_NAMES = ("frame_slices", "square16", "square32")  # Table 6's rows, in its
 def stride_variant(stride: int) -> str:
     """The grid variant name of a stride, e.g. "stride10" (shared with notebook 05)."""
     return f"stride{stride}"
+
+
+def stride_grid(profile: str, dataset: str) -> str:
+    """The name of Table 5's grid, e.g. "patch_overlap-smoke-audioset".
+
+    Notebook 05 trains its seeds and strides in the same grid, so that the runs of
+    notebook 03 are reused for Ensemble-M and the other way round.
+    """
+    return f"patch_overlap-{profile}-{dataset}"
 
 
 def stride_variants(strides: Sequence[int] = PAPER_STRIDES) -> dict[str, dict[str, Any]]:

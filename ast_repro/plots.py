@@ -1,8 +1,9 @@
 """Figures the notebooks show, kept here so notebooks hold no function definitions.
 
 Spectrograms and waveforms (notebooks 00-01); positional grids, patch grids, metrics per
-ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6); paper against
-reproduced numbers (report 99).
+ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6); a run's metric
+over its epochs with its epoch ensembles, and the metric against the number of runs in an
+ensemble (notebook 05, paper Table 1); paper against reproduced numbers (report 99).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from ast_repro.features import FRAME_SHIFT_MS
 from ast_repro.model_config import patches_along
@@ -313,6 +315,82 @@ def paper_and_reproduced(
     ax.set_ylabel("mAP or accuracy")
     ax.set_ylim(0, 1.35 * max([*paper, *reproduced, 0.1]))  # room for the legend
     ax.legend(fontsize="small", loc="upper left", ncols=2)
+
+
+def epoch_ensembles(
+    ax: Axes, curve: Mapping[str, Any], *, label: str = "", color: str | None = None
+) -> None:
+    """Draw a run's metric per epoch, its cumulative checkpoint ensemble and weight average.
+
+    Args:
+        curve: `ast_repro.ensembling.epoch_curve` (or `original_epoch_log`): `per_epoch`
+            (E,) drawn solid where given, `cumulative` (E,) dashed, or one number drawn as
+            a star at the last epoch, `wa` with `wa_range` as a dotted segment over the
+            averaged epochs, `last`.
+        label: the run's name in the legend.
+        color: one colour for the run's lines.
+    """
+    line = None
+    epochs = list(curve.get("epochs") or range(1, len(curve.get("per_epoch") or []) + 1))
+    if curve.get("per_epoch"):
+        (line,) = ax.plot(epochs, curve["per_epoch"], marker="o", markersize=3, color=color,
+                          label=f"{label} per epoch".strip())  # fmt: skip
+        color = line.get_color()
+    end = curve["wa_range"][1] if curve.get("wa_range") else (epochs[-1] if epochs else 1)
+    cumulative = curve.get("cumulative")
+    if isinstance(cumulative, (list, tuple)):
+        ax.plot(epochs, cumulative, linestyle="--", color=color,
+                label=f"{label} cumulative ensemble".strip())  # fmt: skip
+    elif cumulative is not None:
+        ax.scatter([epochs[-1] if epochs else end], [cumulative], marker="*", s=80, color=color,
+                   zorder=3, label=f"{label} cumulative ensemble".strip())  # fmt: skip
+    if curve.get("wa") is not None:
+        start = curve["wa_range"][0]
+        ax.plot([start, end], [curve["wa"]] * 2, linestyle=":", linewidth=2, color=color,
+                label=f"{label} weight average {start}-{end}".strip())  # fmt: skip
+    if not curve.get("per_epoch"):
+        ax.scatter([end], [curve["last"]], marker="o", color=color, zorder=3,
+                   label=f"{label} last epoch".strip())  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+
+
+def models_curve(
+    ax: Axes,
+    curve: Sequence[Mapping[str, Any]],
+    spread: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    metric: str = "mAP",
+    title: str = "",
+) -> None:
+    """Draw the metric against the number of runs averaged (paper Table 1's ensembles).
+
+    Args:
+        curve: `ast_repro.ensembling.ensemble_curve`: the ensemble of the first k runs as a
+            line, each run's own metric as a grey dot at k = 1, the run that joins at k
+            written beside its point.
+        spread: `ast_repro.ensembling.subset_spread`: the range over every k-run subset as
+            a band, their mean dotted.
+        metric: the y-axis label.
+        title: axes title.
+    """
+    if spread:
+        ks = [row["models"] for row in spread]
+        ax.fill_between(ks, [row["min"] for row in spread], [row["max"] for row in spread],
+                        alpha=0.2, color="gray", label="range over subsets")  # fmt: skip
+        ax.plot(ks, [row["mean"] for row in spread], linestyle=":", color="gray",
+                label="mean over subsets")  # fmt: skip
+    ks = [row["models"] for row in curve]
+    ax.plot(ks, [row["ensemble"] for row in curve], marker="o", label="ensemble, in order")
+    ax.scatter([1] * len(curve), [row["member"] for row in curve], color="black", s=12,
+               zorder=3, label="single runs")  # fmt: skip
+    for row in curve:
+        ax.annotate(row["added"], (row["models"], row["ensemble"]), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7)  # fmt: skip
+    ax.set_xticks(ks)
+    ax.set_xlabel("runs averaged")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
 

@@ -117,3 +117,51 @@ def test_paper_and_reproduced_pairs_bars_and_hatches_the_others():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="one entry each"):
         plots.paper_and_reproduced(_axes(), ["a"], [0.3, 0.2], [0.1], comparable=[True])
+
+
+def test_epoch_ensembles_draws_epochs_cumulative_and_weight_average():
+    curve = {"epochs": [1, 2, 3], "per_epoch": [0.30, 0.32, 0.31], "last": 0.31,
+             "cumulative": [0.30, 0.33, 0.34], "wa": 0.35, "wa_range": (2, 3)}  # fmt: skip
+    ax = _axes()
+    plots.epoch_ensembles(ax, curve, label="s0")
+    per_epoch, cumulative, wa = ax.get_lines()
+    assert per_epoch.get_ydata().tolist() == [0.30, 0.32, 0.31]
+    assert cumulative.get_ydata().tolist() == [0.30, 0.33, 0.34]
+    assert cumulative.get_linestyle() == "--"
+    assert wa.get_xdata().tolist() == [2, 3] and wa.get_ydata().tolist() == [0.35, 0.35]
+    assert wa.get_label() == "s0 weight average 2-3"
+    assert per_epoch.get_color() == cumulative.get_color() == wa.get_color()
+    # the original's balanced log: no per-epoch numbers, the last epoch and the average
+    log = {"per_epoch": None, "last": 0.3358, "cumulative": None, "wa": 0.35,
+           "wa_range": (6, 25)}  # fmt: skip
+    ax = _axes()
+    plots.epoch_ensembles(ax, log, label="original")
+    (wa,) = ax.get_lines()
+    assert wa.get_xdata().tolist() == [6, 25]
+    assert ax.collections[0].get_offsets().tolist() == [[25.0, 0.3358]]
+    # one cumulative number (the full log) is a star at the last epoch
+    ax = _axes()
+    plots.epoch_ensembles(ax, {**log, "per_epoch": [0.41, 0.43], "cumulative": 0.44,
+                               "wa_range": (1, 2)})  # fmt: skip
+    assert ax.collections[0].get_offsets().tolist() == [[2.0, 0.44]]
+    assert [line.get_ydata()[0] for line in ax.get_lines()] == [0.41, 0.35]
+
+
+def test_models_curve_draws_the_ensemble_the_singles_and_the_spread():
+    curve = [{"models": 1, "added": "a", "member": 0.30, "ensemble": 0.30},
+             {"models": 2, "added": "b", "member": 0.28, "ensemble": 0.33},
+             {"models": 3, "added": "c", "member": 0.31, "ensemble": 0.35}]  # fmt: skip
+    spread = [{"models": k, "subsets": 1, "mean": m, "min": m - 0.01, "max": m + 0.01}
+              for k, m in ((1, 0.30), (2, 0.32), (3, 0.35))]  # fmt: skip
+    ax = _axes()
+    plots.models_curve(ax, curve, spread, metric="mAP", title="t")
+    mean, ensemble = ax.get_lines()
+    assert ensemble.get_ydata().tolist() == [0.30, 0.33, 0.35]
+    assert mean.get_ydata().tolist() == [0.30, 0.32, 0.35]
+    singles = ax.collections[-1].get_offsets().tolist()
+    assert singles == [[1.0, 0.30], [1.0, 0.28], [1.0, 0.31]]
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c"]
+    assert ax.get_xlabel() == "runs averaged" and ax.get_ylabel() == "mAP"
+    ax = _axes()
+    plots.models_curve(ax, curve)  # without a spread: the ensemble line alone
+    assert len(ax.get_lines()) == 1

@@ -31,6 +31,16 @@ TABLE_COLUMNS = ("variant", "seed", "metric", "last", "best", "wa", "test", "par
                  "wall_s", "samples_per_s", "peak_memory_gib", "status")  # fmt: skip
 
 
+def grid_name(table: str, recipe: str, *, synthetic: bool) -> str:
+    """The grid of a table for a recipe, e.g. "patch_overlap-audioset_balanced" or
+    "patch_overlap-smoke_audioset-twin".
+
+    The recipe is part of the name, so the balanced and full AudioSet grids of a table (or a
+    recipe on its twin and on the real data) never share runs.
+    """
+    return f"{table}-{recipe}{'-twin' if synthetic else ''}"
+
+
 def grid_dir(grid: str, results_root: str | os.PathLike[str] | None = None) -> Path:
     """results/train/<grid>/ under `results_root` (default `ast_repro.results.results_dir()`)."""
     return (Path(results_root) if results_root is not None else results_dir()) / STAGE / grid

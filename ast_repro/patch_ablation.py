@@ -5,7 +5,7 @@ The original sets the patch grid in `ASTModel.__init__` (`src/models/ast_models.
 each table row is a variant of a grid (`ast_repro.experiments.run_grid`):
 
 - Table 5, `stride_variants`: 16 x 16 patches at strides 16, 14, 12 and 10 (overlap 0, 2, 4
-  and 6), named `stride<N>` in the grid `stride_grid(profile, dataset)`, so that notebook 05
+  and 6), named `stride<N>` in the grid `stride_grid(recipe, synthetic=...)`, so that notebook 05
   reuses the runs for Ensemble-M;
 - Table 6, `shape_variants`: patch shapes without ImageNet pretraining, each without overlap:
   frame slices spanning every mel bin and 2 frames wide (128 x 2 on the paper's input),
@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ast_repro.grid_results import grid_name
 from ast_repro.imagenet_ablation import reported_result
 from ast_repro.model_config import forward_flops, size_config
 from ast_repro.results import reproduced_row
@@ -36,13 +37,18 @@ def stride_variant(stride: int) -> str:
     return f"stride{stride}"
 
 
-def stride_grid(profile: str, dataset: str) -> str:
-    """The name of Table 5's grid, e.g. "patch_overlap-smoke-audioset".
+def stride_grid(recipe: str, *, synthetic: bool) -> str:
+    """The name of Table 5's grid, e.g. "patch_overlap-smoke_audioset-twin".
 
     Notebook 05 trains its seeds and strides in the same grid, so that the runs of
     notebook 03 are reused for Ensemble-M and the other way round.
     """
-    return f"patch_overlap-{profile}-{dataset}"
+    return grid_name("patch_overlap", recipe, synthetic=synthetic)
+
+
+def shape_grid(recipe: str, *, synthetic: bool) -> str:
+    """The name of Table 6's grid, e.g. "patch_shape-smoke_audioset-twin"."""
+    return grid_name("patch_shape", recipe, synthetic=synthetic)
 
 
 def stride_variants(strides: Sequence[int] = PAPER_STRIDES) -> dict[str, dict[str, Any]]:

@@ -288,4 +288,5 @@ def test_original_epoch_log_and_its_comparisons() -> None:
 
 
 def test_the_stride_grid_is_notebook_03s() -> None:
-    assert stride_grid("smoke", "audioset") == "patch_overlap-smoke-audioset"
+    assert stride_grid("smoke_audioset", synthetic=True) == "patch_overlap-smoke_audioset-twin"
+    assert stride_grid("audioset_full", synthetic=False) == "patch_overlap-audioset_full"

@@ -1,12 +1,13 @@
 """Figures the notebooks show, kept here so notebooks hold no function definitions.
 
 Spectrograms and waveforms (notebooks 00-01); positional grids, patch grids, metrics per
-ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6).
+ablation variant and cost per patch count (notebooks 02-03, paper Tables 2-6); draws against
+their density and per-epoch curves per variant (notebook 04, paper section 3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -281,3 +282,71 @@ def cost_vs_patches(
     if title:
         ax.set_title(title)
     return coefficients
+
+
+def samples_vs_density(
+    ax: Axes,
+    samples: torch.Tensor,
+    density: Callable[[np.ndarray], np.ndarray],
+    *,
+    label: str,
+    bins: int = 60,
+    title: str = "",
+) -> None:
+    """A histogram of draws against the density they should follow (e.g. mixup's Beta(10, 10)).
+
+    Args:
+        samples: (N,) draws in [0, 1].
+        density: the expected density, evaluated on [0, 1] (e.g. `scipy.stats.beta(10, 10).pdf`).
+        label: the density's name in the legend.
+        bins: histogram bins over [0, 1].
+        title: axes title.
+    """
+    values = samples.detach().cpu().double().numpy()
+    ax.hist(values, bins=bins, range=(0, 1), density=True, alpha=0.5,
+            label=f"{values.size} draws")  # fmt: skip
+    grid_points = np.linspace(0, 1, 201)
+    ax.plot(grid_points, density(grid_points), color="black", label=label)
+    ax.set_xlabel("value")
+    ax.set_ylabel("density")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+
+
+# Line styles of the per-epoch curves, one per quantity (train loss, validation loss, ...).
+_CURVE_STYLES = ("--", "-", ":", "-.")
+
+
+def epoch_curves(
+    ax: Axes,
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    keys: Sequence[str] = ("train_loss", "valid_loss"),
+    ylabel: str = "loss",
+    title: str = "",
+) -> None:
+    """Per-epoch curves of several variants: one colour per variant, one style per key.
+
+    Args:
+        curves: variant -> {"epoch": [...], key: [...]}, e.g. from
+            `ast_repro.augmentation_study.epoch_curves`.
+        keys: the quantities drawn, e.g. training (dashed) and validation loss (solid).
+        ylabel: what they are.
+        title: axes title.
+
+    Raises:
+        ValueError: more keys than line styles.
+    """
+    if len(keys) > len(_CURVE_STYLES):
+        raise ValueError(f"at most {len(_CURVE_STYLES)} keys, got {len(keys)}")
+    colours = [f"C{i}" for i in range(len(curves))]
+    for colour, (variant, curve) in zip(colours, curves.items(), strict=True):
+        for style, key in zip(_CURVE_STYLES, keys, strict=False):
+            ax.plot(curve["epoch"], curve[key], linestyle=style, color=colour,
+                    label=f"{variant} {key}")  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="x-small", ncol=2)
+    if title:
+        ax.set_title(title)

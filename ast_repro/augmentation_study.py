@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ast_repro.build import data_paths
 from ast_repro.config import TrainConfig, resolve
+from ast_repro.datafiles import read_label_csv
 from ast_repro.grid_results import STAGE
+from ast_repro.imagenet_ablation import reported_result
 from ast_repro.results import read_metrics, results_dir
 
 # Every augmentation key and its value when off (`src/dataloader.py` skips a mask at 0).
@@ -170,6 +173,15 @@ def augmentation_study(
     return AugmentationStudy(recipe, settings, tuple(skipped))
 
 
+def scored_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of grid rows with `result`, the number the paper reports for the recipe.
+
+    That is the weight average's metric (AudioSet), the best-validation model's test metric
+    (Speech Commands) or the last epoch's fold mean (ESC-50): `reported_result`.
+    """
+    return [{**row, "result": reported_result(row)} for row in rows]
+
+
 def run_path(row: Mapping[str, Any], results_root: str | Path | None = None) -> Path:
     """results/train/<run>/ of a grid row (`ast_repro.grid_results.grid_row`)."""
     root = Path(results_root) if results_root is not None else results_dir()
@@ -282,6 +294,17 @@ def comparison_lines(
                 lines.append(f"{label}: {variant} against none: "
                              f"{round(value - means[NONE], 3) + 0.0:+.3f}")  # fmt: skip
     return lines
+
+
+def chance_accuracy(config: TrainConfig) -> float | None:
+    """The accuracy of guessing one class: 1 / classes for accuracy recipes, else None.
+
+    Raises:
+        DatafileError: the recipe's label csv is missing (`ast_repro.build.data_paths`).
+    """
+    if config.metric != "acc":
+        return None
+    return 1.0 / read_label_csv(data_paths(config)["labels"]).num_classes
 
 
 def study_config(config: TrainConfig) -> dict[str, Any]:

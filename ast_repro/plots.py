@@ -328,6 +328,9 @@ def epoch_curves(
 ) -> None:
     """Per-epoch curves of several variants: one colour per variant, one style per key.
 
+    One key is drawn solid; with several, the first is dashed and the second solid (so
+    training and validation loss read as such), then dotted and dash-dotted.
+
     Args:
         curves: variant -> {"epoch": [...], key: [...]}, e.g. from
             `ast_repro.augmentation_study.epoch_curves`.
@@ -341,8 +344,9 @@ def epoch_curves(
     if len(keys) > len(_CURVE_STYLES):
         raise ValueError(f"at most {len(_CURVE_STYLES)} keys, got {len(keys)}")
     colours = [f"C{i}" for i in range(len(curves))]
+    styles = ("-",) if len(keys) == 1 else _CURVE_STYLES
     for colour, (variant, curve) in zip(colours, curves.items(), strict=True):
-        for style, key in zip(_CURVE_STYLES, keys, strict=False):
+        for style, key in zip(styles, keys, strict=False):
             ax.plot(curve["epoch"], curve[key], linestyle=style, color=colour,
                     label=f"{variant} {key}")  # fmt: skip
     ax.set_xlabel("epoch")

@@ -15,11 +15,13 @@ from ast_repro.augmentation_study import (
     OFF,
     StudyError,
     augmentation_study,
+    chance_accuracy,
     comparison_lines,
     epoch_curves,
     overfitting,
     parse_list,
     run_epochs,
+    scored_rows,
     study_config,
 )
 from ast_repro.config import ConfigError, resolve
@@ -145,5 +147,19 @@ def test_samples_vs_density_and_epoch_curves_draw() -> None:
         "none train_loss", "none valid_loss", "all train_loss", "all valid_loss"
     ]  # fmt: skip
     assert right.lines[0].get_linestyle() == "--" and right.lines[1].get_color() == "C0"
+    plots.epoch_curves(left, curves, keys=("train_loss",))
+    assert left.lines[-1].get_linestyle() == "-"
     with pytest.raises(ValueError, match="at most"):
         plots.epoch_curves(right, curves, keys=("a", "b", "c", "d", "e"))
+
+
+def test_scored_rows_take_the_number_the_paper_reports() -> None:
+    rows = [{"variant": "none", "wa": None, "test": 0.4, "last": 0.3},
+            {"variant": "all", "wa": None, "test": None, "last": 0.7}]  # fmt: skip
+    assert [row["result"] for row in scored_rows(rows)] == [0.4, 0.7]
+    assert "result" not in rows[0]
+
+
+def test_chance_accuracy_counts_the_classes(data) -> None:
+    assert chance_accuracy(resolve("smoke_speechcommands", data)) == pytest.approx(1 / 3)
+    assert chance_accuracy(resolve("smoke_audioset_balanced", {"data_root": "/nowhere"})) is None

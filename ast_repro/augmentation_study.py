@@ -106,6 +106,10 @@ class AugmentationStudy:
         names = set(kept.values())
         return {name: overrides for name, overrides in built.items() if name in names}
 
+    def all_on(self) -> dict[str, Any]:
+        """The overrides of the "all" variant: every studied unit on."""
+        return self._overrides(list(self.settings))
+
     def _overrides(self, on: Sequence[str]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for unit, setting in self.settings.items():
@@ -146,7 +150,8 @@ def augmentation_study(
         The study; `settings` validated through `ast_repro.config.resolve`.
 
     Raises:
-        StudyError: an unknown unit, or two units that set the same key ("masks", "freqm").
+        StudyError: an unknown unit, two units that set the same key ("masks", "freqm"),
+            or none of the units is part of the recipe.
         ConfigError: a value the recipe cannot take (e.g. freqm above num_mel_bins).
     """
     unknown = [unit for unit in units if unit not in UNITS]
@@ -169,8 +174,14 @@ def augmentation_study(
             settings[unit] = values
         else:
             skipped.append(unit)
-    resolve(recipe, {**(common or {}), **{k: v for s in settings.values() for k, v in s.items()}})
-    return AugmentationStudy(recipe, settings, tuple(skipped))
+    if not settings:
+        raise StudyError(
+            f"{recipe} uses none of {list(units)} and no rate or width was given for them: "
+            "nothing to switch on"
+        )
+    study = AugmentationStudy(recipe, settings, tuple(skipped))
+    resolve(recipe, {**(common or {}), **study.all_on()})
+    return study
 
 
 def scored_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

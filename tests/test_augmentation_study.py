@@ -39,6 +39,7 @@ def test_speechcommands_study_takes_the_recipes_values_and_builds_every_kind() -
                               "no_masks", "no_noise", "all"]  # fmt: skip
     assert variants["none"] == OFF
     assert variants["all"] == {"mixup": 0.6, "freqm": 48, "timem": 48, "noise": True}
+    assert study.all_on() == variants["all"]
     assert variants["only_noise"] == {**OFF, "noise": True}
     assert variants["no_mixup"] == {"mixup": 0.0, "freqm": 48, "timem": 48, "noise": True}
     # "all" is the recipe itself, "none" switches every augmentation off
@@ -78,6 +79,8 @@ def test_errors_name_the_problem() -> None:
         augmentation_study("esc50", ["masks", "freqm"])
     with pytest.raises(StudyError, match="unknown variant kinds"):
         augmentation_study("esc50", ["masks"]).variants(["some"])
+    with pytest.raises(StudyError, match="nothing to switch on"):
+        augmentation_study("smoke_speechcommands", ["mixup", "masks"])
     with pytest.raises(ConfigError, match="freqm"):
         augmentation_study("speechcommands", ["masks"], freqm=500)
     assert parse_list(" mixup, masks ,,noise") == ["mixup", "masks", "noise"]

@@ -23,9 +23,9 @@ from typing import Any
 from ast_repro.build import data_paths
 from ast_repro.config import TrainConfig, resolve
 from ast_repro.datafiles import read_label_csv
-from ast_repro.grid_results import STAGE
+from ast_repro.grid_results import STAGE, run_epochs
 from ast_repro.imagenet_ablation import reported_result
-from ast_repro.results import read_metrics, results_dir
+from ast_repro.results import results_dir
 
 # Every augmentation key and its value when off (`src/dataloader.py` skips a mask at 0).
 OFF: dict[str, Any] = {"mixup": 0.0, "freqm": 0, "timem": 0, "noise": False}
@@ -197,29 +197,6 @@ def run_path(row: Mapping[str, Any], results_root: str | Path | None = None) -> 
     """results/train/<run>/ of a grid row (`ast_repro.grid_results.grid_row`)."""
     root = Path(results_root) if results_root is not None else results_dir()
     return root / STAGE / row["run"]
-
-
-def run_epochs(path: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run directory, averaged over ESC-50's folds.
-
-    Args:
-        path: a run's directory; a cross-validated run holds one `fold*/` run per fold.
-
-    Returns:
-        One dict per epoch with `epoch`, `train_loss` (mean over the epoch's augmented
-        batches, as `ast_repro.train` records it), `valid_loss` and `main` (the recipe's
-        metric on the validation set); for cross-validation the mean over the folds of the
-        epochs they all have.
-    """
-    folds = sorted(path.glob("fold*/metrics.json"))
-    parts = [read_metrics(p) for p in folds] or [read_metrics(path / "metrics.json")]
-    histories = [part["metrics"].get("epochs", []) for part in parts]
-    length = min(len(history) for history in histories)
-    keys = ("train_loss", "valid_loss", "main")
-    return [
-        {"epoch": i + 1, **{k: sum(h[i][k] for h in histories) / len(histories) for k in keys}}
-        for i in range(length)
-    ]
 
 
 def epoch_curves(

@@ -20,11 +20,11 @@ from ast_repro.augmentation_study import (
     epoch_curves,
     overfitting,
     parse_list,
-    run_epochs,
     scored_rows,
     study_config,
 )
 from ast_repro.config import ConfigError, resolve
+from ast_repro.grid_results import run_epochs
 from ast_repro.results import write_metrics
 from ast_repro.seeding import make_generator
 

@@ -104,6 +104,16 @@ def _mel_matrix(
     return banks.T.contiguous().to(device=device, dtype=dtype)
 
 
+def mel_filters(sample_rate: int, num_mel_bins: int = NUM_MEL_BINS) -> torch.Tensor:
+    """Kaldi's triangular mel filters, as `kaldi_fbank` applies them to the power spectrum.
+
+    Returns:
+        (n_fft // 2 + 1, num_mel_bins) float32 weights on the CPU (`frame_geometry`'s n_fft).
+    """
+    _, _, n_fft = frame_geometry(sample_rate)
+    return _mel_matrix(sample_rate, n_fft, num_mel_bins, torch.device("cpu"), torch.float32)
+
+
 @functools.lru_cache(maxsize=32)
 def _hann(window: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     # Kaldi's "hanning" is the symmetric Hann window. NOTE: the paper says "Hamming"; the

@@ -10,13 +10,15 @@ to mean 0, std 0.5 -> uniform noise and a circular time shift (Speech Commands o
 - `process_sample`: one clip in a DataLoader worker (the original's place);
 - `BatchFrontEnd`: a zero-padded batch of waveforms on any device, no loop over the batch.
 All randomness is drawn up front by `FrontEndConfig.draw` into `AugmentationDraws`, so both
-paths give the same features for the same draws. Training, evaluation, norm statistics and
+paths give the same features for the same draws (`per_clip_batch` runs the first over a
+batch of the second, `pad_batch` makes such a batch). Training, evaluation, norm statistics and
 prediction all go through these paths; `ast_repro.data.make_dataset` builds their datasets
 from a `FrontEndConfig`, and `model_inputs` turns a batch of either path into model inputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -243,6 +245,51 @@ class BatchFrontEnd:
         frame_index = torch.arange(fbank.shape[1], device=fbank.device)
         fbank = fbank.masked_fill(frame_index[None, :, None] >= own_frames[:, None, None], 0.0)
         return _finish(fbank, config, draws), labels
+
+
+def pad_batch(waveforms: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips as the batched path takes them: zero-padded to the longest, and their lengths.
+
+    Args:
+        waveforms: B clips, each (N_b,) float32.
+
+    Returns:
+        (B, max N_b) waveforms and (B,) int64 lengths.
+    """
+    lengths = torch.tensor([int(w.shape[0]) for w in waveforms])
+    width = int(lengths.max())
+    padded = torch.stack([torch.nn.functional.pad(w, (0, width - w.shape[0])) for w in waveforms])
+    return padded, lengths
+
+
+def per_clip_batch(
+    config: FrontEndConfig,
+    waveforms: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    draws: AugmentationDraws,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-clip path over a batch, with the draws of the batched path.
+
+    Clip b goes through `process_sample` with `draws.select(b)`, mixed (where drawn) with
+    clip `draws.partner[b]` of the same batch, so the result is what `BatchFrontEnd` gives
+    for the same clips and draws up to float rounding (tests/test_frontend.py).
+
+    Args:
+        config: the recipe.
+        waveforms: B clips, each (N_b,) float32.
+        labels: (B, C) 0/1 targets.
+        draws: from `BatchFrontEnd.draw` (partners index the batch).
+
+    Returns:
+        fbank (B, target_length, F) and labels (B, C), soft where mixed.
+    """
+    items = []
+    for b, waveform in enumerate(waveforms):
+        partner = int(draws.partner[b])
+        items.append(process_sample(config, waveform, labels[b], draws=draws.select(b),
+                                    partner_waveform=waveforms[partner],
+                                    partner_labels=labels[partner]))  # fmt: skip
+    return torch.stack([f for f, _ in items]), torch.stack([y for _, y in items])
 
 
 def batch_front_end(config: FrontEndConfig) -> BatchFrontEnd | None:

@@ -5,6 +5,7 @@ and its recipe and variants, in order, to `results/train/<grid>/grid.json`. One 
 holds what the paper's ablation tables compare: the main metric (mAP or accuracy) of the
 last epoch, of the best epoch, of the weight-averaged model and on the test set where the
 recipe computes them, with the model's size, its patch count and the run's speed.
+`run_epochs` reads a run's per-epoch records (losses and metric) back.
 """
 
 from __future__ import annotations
@@ -116,6 +117,31 @@ def grid_row(path: Path, variant: str, seed: int, status: str = "") -> dict[str,
         "status": status or ("complete" if is_complete(record) else "incomplete"),
         "run": config["run_name"],
     }
+
+
+def run_epochs(
+    path: Path, keys: Sequence[str] = ("train_loss", "valid_loss", "main")
+) -> list[dict[str, Any]]:
+    """The per-epoch records of a run directory, averaged over ESC-50's folds.
+
+    Args:
+        path: a run's directory; a cross-validated run holds one `fold*/` run per fold.
+        keys: the per-epoch numbers kept (each epoch's record in `ast_repro.train`).
+
+    Returns:
+        One dict per epoch with `epoch` and `keys`, by default `train_loss` (mean over the
+        epoch's augmented batches, as `ast_repro.train` records it), `valid_loss` and `main`
+        (the recipe's metric on the validation set); for cross-validation the mean over the
+        folds of the epochs they all have.
+    """
+    folds = sorted(path.glob("fold*/metrics.json"))
+    parts = [read_metrics(p) for p in folds] or [read_metrics(path / "metrics.json")]
+    histories = [part["metrics"].get("epochs", []) for part in parts]
+    length = min(len(history) for history in histories)
+    return [
+        {"epoch": i + 1, **{k: sum(h[i][k] for h in histories) / len(histories) for k in keys}}
+        for i in range(length)
+    ]
 
 
 def read_grid(

@@ -10,7 +10,13 @@ import torch
 from ast_repro.augment import AugmentationDraws
 from ast_repro.features import SPEECHCOMMANDS_STATS, normalize, pad_or_crop
 from ast_repro.features import reference_fbank as torchaudio_fbank
-from ast_repro.frontend import BatchFrontEnd, FrontEndConfig, process_sample
+from ast_repro.frontend import (
+    BatchFrontEnd,
+    FrontEndConfig,
+    pad_batch,
+    per_clip_batch,
+    process_sample,
+)
 from ast_repro.seeding import make_generator
 
 SR = 16_000
@@ -78,6 +84,30 @@ def test_batch_front_end_equals_per_sample_path_with_mixup_masks_noise() -> None
             torch.testing.assert_close(fbank[i], expected_fbank, rtol=0, atol=2e-5)
             torch.testing.assert_close(soft[i], expected_labels, rtol=0, atol=0)
     assert bool(draws.mix.any()) and not bool(draws.mix.all())
+
+
+def test_per_clip_batch_is_process_sample_per_clip_and_matches_the_batch_path() -> None:
+    lengths = [16_000, 9_000, 5_000]
+    clips = [_clip(i, n) for i, n in enumerate(lengths)]
+    labels = torch.eye(3)
+    batch, lengths_out = pad_batch(clips)
+    assert batch.shape == (3, 16_000) and lengths_out.tolist() == lengths
+    assert torch.equal(batch[1, :9_000], clips[1]) and not batch[1, 9_000:].any()
+    config = _config(mixup=0.5, noise=True)
+    front = BatchFrontEnd(config)
+    draws = front.draw(make_generator(4), 3)
+    fbank, soft = per_clip_batch(config, clips, labels, draws)
+    assert fbank.shape == (3, 80, 64) and soft.shape == (3, 3)
+    for i in range(3):
+        j = int(draws.partner[i])
+        expected, expected_labels = process_sample(config, clips[i], labels[i],
+                                                   draws=draws.select(i),
+                                                   partner_waveform=clips[j],
+                                                   partner_labels=labels[j])  # fmt: skip
+        assert torch.equal(fbank[i], expected) and torch.equal(soft[i], expected_labels)
+    batched, batched_labels = front(batch, lengths_out, labels, draws)
+    torch.testing.assert_close(batched, fbank, rtol=0, atol=2e-5)
+    torch.testing.assert_close(batched_labels, soft, rtol=0, atol=0)
 
 
 @pytest.mark.gpu

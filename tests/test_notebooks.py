@@ -10,13 +10,13 @@ import pytest
 from ast_repro.notebooks import CHECK_TAG, clean, is_clean, list_notebooks, parameters_of
 
 NOTEBOOKS = list_notebooks()
-# The numbered notebooks of the design, in order (README's table): 04_augmentation is added
-# here when it lands.
+# The numbered notebooks of the design, in order (README's table).
 DESIGN_NOTEBOOKS = [
     "00_data_download",
     "01_norm_stats",
     "02_imagenet_init",
     "03_patch_overlap",
+    "04_augmentation",
     "05_ensembling",
     "99_report",
 ]

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ast_repro import build as build_module
 from ast_repro import train as train_module
 from ast_repro.build import build_data
 from ast_repro.cli import main
@@ -187,6 +188,9 @@ def test_tiny_run_writes_checkpoints_predictions_and_metrics(results: Path, data
     # every epoch records its training speed; peak memory is a GPU figure only
     assert all(record["train_clips_per_second"] > 0 for record in history)
     assert not any("peak_memory_gib" in record for record in history)
+    # MFU needs a GPU's nominal peak; the data wait is a share of the epoch's step time
+    assert all(record["mfu"] is None for record in history)
+    assert all(0 < record["data_wait_fraction"] < 1 for record in history)
     best_epoch = 1 + int(np.argmax([record["accuracy"] for record in history]))
     for key, value in _model_state(ckpts / "best.pt").items():
         assert torch.equal(value, _model_state(ckpts / f"epoch_{best_epoch}.pt")[key])
@@ -229,6 +233,35 @@ def test_waveform_cache_changes_nothing_but_speed(results: Path, data: dict) -> 
     for a, b in zip(plain, cached["history"], strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
         assert a["mAP"] == pytest.approx(b["mAP"], rel=1e-6)
+
+
+def test_compiled_training_matches_eager(
+    results: Path, data: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compile=True traces training and evaluation with dynamo; with its "eager" backend
+    (the graphs run as traced, no code generation: seconds on a CPU) the run is the eager
+    run's, and checkpoints keep the plain parameter names."""
+    monkeypatch.setattr(build_module, "COMPILE_BACKEND", "eager")
+    plain = train(tiny_config(data, epochs=1, run_name="eager"))
+    compiled = train(tiny_config(data, epochs=1, compile=True, run_name="compiled"))
+    for key in ("train_loss", "valid_loss", "mAP"):
+        assert compiled["final"][key] == pytest.approx(plain["final"][key], rel=1e-6), key
+    states = [_model_state(Path(r["checkpoint_dir"]) / "last.pt") for r in (plain, compiled)]
+    assert list(states[0]) == list(states[1])
+
+
+@pytest.mark.slow
+def test_inductor_compiled_logits_match_eager() -> None:
+    """The default backend (inductor, C++ kernels on a CPU; about a minute to compile)."""
+    torch.manual_seed(0)
+    model = create_model("test", max_length=32, num_mel_bins=32, num_labels=3).eval()
+    x = torch.randn(4, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        eager = model(x)
+        config = tiny_config({}, compile=True)
+        compiled = build_module.compile_model(model, config)(x)
+    assert compiled is not eager
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
 def test_warmup_runs_the_first_50_steps_at_lr_zero(results: Path, data: dict) -> None:

@@ -156,6 +156,7 @@ def test_precision_choices_on_this_machine() -> None:
     assert runtime.world_size == 1 and runtime.is_main and not runtime.grad_scaler().is_enabled()
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bf16_and_fp16_training_on_cuda(results: Path, data: dict) -> None:
     for precision in ("bf16", "fp16"):
@@ -165,6 +166,7 @@ def test_bf16_and_fp16_training_on_cuda(results: Path, data: dict) -> None:
         metrics = json.loads(Path(result["metrics_path"]).read_text())
         assert metrics["precision"] == precision
         assert result["history"][0]["peak_memory_gib"] > 0
+        assert 0 < result["history"][0]["data_wait_fraction"] < 1
 
 
 # ---------------------------------------------------------------------------- a whole run

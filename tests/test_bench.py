@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ast_repro import bench, bench_model, bench_training, cli
+from ast_repro import bench, bench_loader, bench_model, bench_training, cli
 
 
 def test_fbank_benchmark_writes_rates_and_ratios(tmp_path: Path) -> None:
@@ -106,3 +106,35 @@ def test_explicit_attention_copy_leaves_the_model_fused() -> None:
     explicit = bench_model._explicit_attention(model)
     assert all(block.attn.fused_attn for block in model.blocks)
     assert not any(block.attn.fused_attn for block in explicit.blocks)
+
+
+def test_loader_benchmark_times_one_worker_per_path(tmp_path: Path, data: dict) -> None:
+    from tests.train_fixtures import tiny_config
+
+    config = tiny_config(data, mixup=0.5)
+    rates = bench_loader.recipe_rates(
+        config,
+        Path(data["train_data"]),
+        Path(data["label_csv"]),
+        clips=12,
+        batch=4,
+        device=torch.device("cpu"),
+    )
+    assert set(rates) == {*bench_loader.PATHS, "batched front end on cpu"}
+    assert all(rate > 0 for rate in rates.values())
+    # the waveform cache the paths read is the one training builds beside the datafile
+    assert list((Path(data["train_data"]).parent / "cache").glob("*.cache.json"))
+
+
+def test_workers_needed_round_up() -> None:
+    assert bench_loader.workers_needed(100.0) == {"550": 6, "1000": 10}
+    assert bench_loader.workers_needed(550.0, (550,)) == {"550": 1}
+
+
+def test_loader_benchmark_records_missing_data(tmp_path: Path) -> None:
+    out = tmp_path / "loader.json"
+    argv = ["bench-loader", "--recipes", "esc50", "--root", f"esc50={tmp_path / 'none'}"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["recipes"] == {} and "ast-repro data esc50" in result["missing"]["esc50"]
+    assert result["cpus"] >= 1 and len(result["load_average_before"]) == 3

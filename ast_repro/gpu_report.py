@@ -9,7 +9,7 @@ run or failed says so. The helpers are the steps a machine without internet need
 `standin_weights` (random weights in the DeiT file's place, so the base384 code path with
 `imagenet_pretrain` runs; speeds only, never accuracies).
 
-    ast-repro gpu-report summary results/bench/gpu       (also: env, repeat, standin)
+    ast-repro gpu-report summary results/bench/gpu    (also: env, repeat, standin, epoch)
 """
 
 from __future__ import annotations
@@ -108,6 +108,24 @@ def standin_weights(size: str) -> Path:
     return path
 
 
+def epoch_record(metrics_path: Path, target: Path) -> Path:
+    """Copy the first epoch's record of a training run's metrics.json, with its device,
+    precision and config, to `target` (a summary input, e.g. `train-device.json`)."""
+    stored = json.loads(metrics_path.read_text(encoding="utf-8"))
+    keep = ("model_size", "batch_size", "frontend", "waveform_cache", "num_workers",
+            "target_length", "compile", "imagenet_pretrain", "train_data")  # fmt: skip
+    atomic_write_json(
+        target,
+        {
+            "epoch": stored["metrics"]["epochs"][0],
+            "device": stored.get("device"),
+            "precision": stored.get("precision"),
+            "config": {key: stored["config"].get(key) for key in keep},
+        },
+    )
+    return target
+
+
 def _read(folder: Path, name: str) -> Any:
     path = folder / name
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -121,7 +139,7 @@ def read_phases(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def test_counts(path: Path) -> dict[str, int] | None:
+def junit_counts(path: Path) -> dict[str, int] | None:
     """passed/failed/skipped counts of a pytest junit xml, or None without the file."""
     if not path.is_file():
         return None
@@ -172,14 +190,19 @@ def headline(folder: Path) -> list[tuple[str, str]]:
                 f"{_num(top[OURS]['samples_per_second'], '.1f')}, "
                 f"{_num(top[OURS]['mfu'], '.1%')}, {_num(ratio, '.2f', 'x')}",
             ))  # fmt: skip
-        if COMPILED in at12:
-            compiled, eager = at12[COMPILED]["samples_per_second"], ours["samples_per_second"]
-            rows.append(("torch.compile at batch 12: samples/s (vs eager)",
-                         f"{compiled:.1f} ({compiled / eager:.2f}x)"))  # fmt: skip
         kernels = sorted({op for ops in model.get("attention_ops", {}).values() for op in ops})
         rows.append(("SDPA kernels called", ", ".join(kernels) or "none"))
     else:
         rows.append(("training loop (bench-model)", f"not measured ({_status(phases, 'model')})"))
+    compiled_run = (_read(folder, "model-compiled.json") or {}).get("training", {})
+    both = compiled_run.get(RECIPE_BATCH, {})
+    if COMPILED in both and OURS in both:
+        compiled, eager = (both[k]["samples_per_second"] for k in (COMPILED, OURS))
+        rows.append(("torch.compile at batch 12: samples/s, compiled / eager (same run)",
+                     f"{_num(compiled, '.1f')} / {_num(eager, '.1f')}"))  # fmt: skip
+    else:
+        rows.append(("torch.compile at batch 12", f"not measured "
+                     f"({_status(phases, 'model-compiled')})"))  # fmt: skip
     for name, label in TRAIN_RUNS.items():
         record = (_read(folder, name) or {}).get("epoch")
         if record is None:
@@ -226,7 +249,7 @@ def render_summary(folder: Path) -> str:
         "|---|---|",
         *(f"| {name} | {value} |" for name, value in headline(folder)),
     ]
-    tests = test_counts(folder / "gpu-tests.xml")
+    tests = junit_counts(folder / "gpu-tests.xml")
     if tests is not None:
         lines += ["", f"`pytest -m gpu`: {tests['passed']} passed, {tests['failed']} failed, "
                       f"{tests['skipped']} skipped."]  # fmt: skip
@@ -264,9 +287,9 @@ def render_summary(folder: Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("env", "repeat", "standin", "summary"))
+    parser.add_argument("action", choices=("env", "repeat", "standin", "epoch", "summary"))
     parser.add_argument("args", nargs="*", help="env: FOLDER MODE NOTE; repeat: SOURCE TARGET "
-                        "CLIPS; standin: SIZE; summary: FOLDER")  # fmt: skip
+                        "CLIPS; standin: SIZE; epoch: METRICS TARGET; summary: FOLDER")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -275,6 +298,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(Path(values[0]) / "env.json", environment(values[1], values[2]))
     elif args.action == "repeat":
         print(repeat_datafile(Path(values[0]), Path(values[1]), int(values[2])))
+    elif args.action == "epoch":
+        print(epoch_record(Path(values[0]), Path(values[1])))
     elif args.action == "standin":
         print(f"random stand-in for the {values[0]} ImageNet weights: {standin_weights(values[0])}")
     else:

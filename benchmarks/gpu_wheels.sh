@@ -17,4 +17,10 @@ for tag in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 \
 done
 python3 -m pip download -q --only-binary=:all: --python-version "$VERSION" \
     --implementation cp "${PLATFORMS[@]}" -d .whl soundfile papermill nbformat ipykernel
+# What the GPU image already holds keeps its own version there (a second copy in /tmp/site
+# would shadow it: numpy under torch, say).
+for name in numpy packaging psutil pyyaml requests urllib3 idna certifi charset_normalizer \
+    click attrs tqdm typing_extensions python_dateutil pygments; do
+    rm -f .whl/"$name"-[0-9]*.whl
+done
 du -sh .whl

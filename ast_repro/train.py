@@ -70,7 +70,6 @@ class Trainer:
         self.config, self.runtime = config, runtime
         self.data = data = build_data(config, runtime)
         self.paths, self.labels, self.frontend = data.paths, data.labels, data.frontend
-        self.train_set, self.sampler = data.train_set, data.sampler
         self.valid_set, self.eval_set = data.valid_set, data.eval_set
         model = build_model(config, self.labels.num_classes, runtime).to(runtime.device)
         self.flops_per_clip = training_flops(model.config)

@@ -25,7 +25,7 @@ SIZE    ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps test test-fast check format notebooks demo store-notebooks \
-        report data twins train lab bench bench-model clean
+        report data twins train lab bench bench-model bench-loader bench-gpu clean
 
 help: ## list the targets
 	@echo "ast-repro: reproduce the Audio Spectrogram Transformer"
@@ -106,6 +106,15 @@ bench: setup ## feature-extraction benchmark against torchaudio and transformers
 
 bench-model: setup ## model speed (inference, train step) against transformers' AST
 	$(BIN)/ast-repro bench-model
+
+bench-loader: setup ## clips/s one loader worker delivers per recipe (needs the twins: make twins)
+	$(BIN)/ast-repro bench-loader
+
+# The GPU machine has no .venv and no internet: bench-gpu runs with .venv's python when
+# there is one, else python3 (see benchmarks/gpu.sh for the offline wheels).
+GPU_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+bench-gpu: ## every GPU figure of benchmarks/RESULTS.md in one run (~8 min; GPU_ARGS=--cpu rehearses)
+	PYTHON=$(GPU_PYTHON) bash benchmarks/gpu.sh $(GPU_ARGS)
 
 clean: ## remove caches and executed notebook copies; keeps data/ and results of runs
 	rm -rf .pytest_cache .ruff_cache results/notebooks/smoke

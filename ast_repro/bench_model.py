@@ -9,10 +9,15 @@ In one run, with the same weights and the same input batch, it times
 for inference (forward under `torch.inference_mode`) and for a training step (forward,
 BCE-with-logits loss, backward), and prints samples per second, the ratios, and, on a GPU,
 each path's peak memory. It first checks that every path computes the same logits (float32,
-eval mode). Timings are medians over interleaved rounds after a warm-up. Results go to
+eval mode). Then the training loop of `ast_repro.bench_training` (with Adam) times this
+package's AST against transformers' (both SDPA) at the batch and at each of `--batches`:
+samples/s, MFU and peak memory, the best batch of each, and which SDPA kernel each calls;
+`--compile` adds this package's AST under `torch.compile` at the first batch. Timings are
+medians over interleaved rounds after a warm-up. Results go to
 results/bench/model-<host>.json; benchmarks/RESULTS.md records the figures with the machine.
 
-    ast-repro bench-model [--size base384] [--frames 1024] [--batch 2] [--precision fp32]
+    ast-repro bench-model [--size base384] [--frames 1024] [--batch 12] [--precision fp32]
+        [--batches 32,64,128] [--steps 3] [--compile]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ast_repro.bench import time_interleaved
+from ast_repro.bench_training import attention_ops, best_batches, measure_training
 from ast_repro.fileio import atomic_write_json
 from ast_repro.model import AST, create_model
 from ast_repro.model_config import MODEL_SIZES, ASTConfig
@@ -36,6 +42,10 @@ from ast_repro.results import device_description, git_commit, results_dir
 
 BASELINE = "transformers (sdpa)"
 ORIGINAL = "ast_repro, explicit attention (the original's)"
+OURS = "ast_repro (sdpa)"
+COMPILED = "ast_repro (sdpa, torch.compile)"
+# The recipes' batch (the original's AudioSet batch, `egs/audioset/run.sh`), the GPU default.
+RECIPE_BATCH = 12
 
 
 def _explicit_attention(model: AST) -> AST:
@@ -50,7 +60,7 @@ def build_models(model: AST) -> dict[str, torch.nn.Module]:
     """The timed models, all holding `model`'s weights. transformers' are absent (and say
     so) when it is not installed."""
     models: dict[str, torch.nn.Module] = {
-        "ast_repro (sdpa)": model,
+        OURS: model,
         ORIGINAL: _explicit_attention(model),
     }
     try:
@@ -130,7 +140,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="base384", choices=sorted(MODEL_SIZES))
     parser.add_argument("--frames", type=int, default=1024, help="input frames (max_length)")
     parser.add_argument("--labels", type=int, default=527, help="output classes")
-    parser.add_argument("--batch", type=int, default=None, help="default: 2 on CPU, 24 on GPU")
+    parser.add_argument(
+        "--batch", type=int, default=None, help=f"default: 2 on CPU, {RECIPE_BATCH} on GPU"
+    )
+    parser.add_argument(
+        "--batches",
+        default="",
+        help="more batch sizes for the training loop, comma-separated, e.g. 32,64,128",
+    )
+    parser.add_argument("--steps", type=int, default=3, help="training steps per timed call")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time our AST under torch.compile"
+    )
     parser.add_argument(
         "--precision",
         choices=("fp32", "bf16"),
@@ -145,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = device.type == "cuda"
-    batch = args.batch or (24 if on_gpu else 2)
+    batch = args.batch or (RECIPE_BATCH if on_gpu else 2)
     precision = args.precision or ("bf16" if on_gpu else "fp32")
     torch.manual_seed(0)
     model = create_model(args.size, max_length=args.frames, num_labels=args.labels).to(device)
@@ -195,10 +216,75 @@ def run(args: argparse.Namespace) -> int:
                 f"{'' if hf is None else f'{hf:15.2f}x'} {'' if orig is None else f'{orig:11.2f}x'}"
                 + ("" if memory is None else f"  peak {memory:.2f} GiB")
             )
+    result.update(training_comparison(models, model.config, batch, args, device, precision))
     out = args.out or results_dir() / "bench" / f"model-{platform.node() or 'host'}.json"
     atomic_write_json(out, result)
     print(f"wrote {out}")
     return 0
+
+
+def training_comparison(
+    models: dict[str, torch.nn.Module],
+    config: ASTConfig,
+    batch: int,
+    args: argparse.Namespace,
+    device: torch.device,
+    precision: str,
+) -> dict[str, object]:
+    """Our AST against transformers' in the training loop, at `batch` and `--batches`.
+
+    Returns:
+        "training" (`measure_training`'s figures per batch), "best_batch" per model,
+        "training_speedup_vs_transformers" per batch, "attention_ops" per model.
+    """
+    timed = {name: models[name] for name in (OURS, BASELINE) if name in models}
+    x = torch.randn(2, config.max_length, config.num_mel_bins, device=device)
+    kernels = {name: attention_ops(m, x, precision) for name, m in timed.items()}
+    extra = [int(b) for b in args.batches.split(",") if b.strip()]
+    sizes = [batch, *(b for b in extra if b != batch)]
+    common = {"device": device, "precision": precision, "steps": args.steps}
+    training = measure_training(timed, config, sizes, repeats=args.repeats, **common)
+    if args.compile:
+        compiled = copy.deepcopy(models[OURS])
+        compiled.compile()
+        first = measure_training({COMPILED: compiled}, config, [batch], repeats=args.repeats,
+                                 **common)[str(batch)]  # fmt: skip
+        training[str(batch)].update(first)
+    speedups = {
+        size: {
+            name: figures["samples_per_second"] / row[BASELINE]["samples_per_second"]
+            for name, figures in row.items()
+            if figures["samples_per_second"] and row.get(BASELINE, {}).get("samples_per_second")
+        }
+        for size, row in training.items()
+    }
+    print(f"\ntraining loop (Adam, {precision}, {args.steps} steps per call):")
+    print(
+        f"{'batch':>5s} {'path':34s} {'samples/s':>10s} {'MFU':>6s} {'peak GiB':>9s} {'vs hf':>7s}"
+    )
+    for size, row in training.items():
+        for name, figures in row.items():
+            rate, mfu, memory = (figures[k] for k in ("samples_per_second", "mfu",
+                                                      "peak_memory_gib"))  # fmt: skip
+            ratio = speedups[size].get(name)
+            print(
+                f"{size:>5s} {name:34s} {_fmt(rate, '10.1f')} {_fmt(mfu, '6.1%')} "
+                f"{_fmt(memory, '9.2f')} {_fmt(ratio, '6.2f')}x"
+            )
+    for name, ops in kernels.items():
+        print(f"attention kernels of {name}: {', '.join(ops) or 'none (explicit attention)'}")
+    return {
+        "steps_per_call": args.steps,
+        "training": training,
+        "best_batch": best_batches(training),
+        "training_speedup_vs_transformers": speedups,
+        "attention_ops": kernels,
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    width = int(spec.split(".")[0].rstrip("%")) if spec[0].isdigit() else 0
+    return format(value, spec) if value is not None else "-".rjust(width)
 
 
 def forward_seconds(

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ast_repro.checkpoint import StateDict, load_imagenet_state_dict, read_audioset_weights
 from ast_repro.config import ConfigError, TrainConfig
-from ast_repro.data import make_dataset
+from ast_repro.data import AudioDataset, make_dataset
 from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv
 from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config
 from ast_repro.layout import default_root, prepared_paths
@@ -43,9 +43,12 @@ from ast_repro.sampling import (
     read_weight_file,
     weight_file_path,
 )
+from ast_repro.seeding import derive_seed
 from ast_repro.waveform_cache import build_cache
 from ast_repro.weights import audioset_init, imagenet_init
 
+# torch.compile's backend for `compile=True` (inductor: generated Triton / C++ kernels).
+COMPILE_BACKEND = "inductor"
 # The AudioSet model the original ESC-50 recipe starts from (original `src/models/ast_models.py`).
 AUDIOSET_CHECKPOINT = "audioset_10_10_0.4593.pth"
 
@@ -152,6 +155,25 @@ def build_data(config: TrainConfig, runtime: Runtime) -> RunData:
     )
 
 
+def train_loader(data: RunData, config: TrainConfig, runtime: Runtime, epoch: int) -> DataLoader:
+    """The DataLoader of one training epoch (this rank's share of the global batch).
+
+    Sets the epoch of the sampler and of the per-clip augmentation draws, so an epoch
+    draws the same clips and augmentation whether it runs fresh or after a resume.
+    """
+    data.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+    if isinstance(data.train_set, AudioDataset):
+        data.train_set.set_epoch(epoch)
+    return DataLoader(
+        data.train_set,
+        batch_size=config.batch_size // runtime.world_size,
+        sampler=data.sampler,
+        num_workers=config.num_workers,
+        pin_memory=runtime.device.type == "cuda",
+        generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, runtime.rank)),
+    )
+
+
 def _waveform_cache(datafile: Path, runtime: Runtime) -> str:
     """Decode a datafile's clips once into `<datafile folder>/cache/` (rank 0 builds it)."""
     cache_dir = datafile.parent / "cache"
@@ -189,6 +211,18 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
                 pos_mode=config.pos_embed_mode,
                 channel_mode=config.channel_merge,
             )
+    return model
+
+
+def compile_model(model: torch.nn.Module, config: TrainConfig) -> torch.nn.Module:
+    """`model` with its forward compiled in place when `config.compile` (else untouched).
+
+    `nn.Module.compile` keeps the module and its state-dict keys, so checkpoints, weight
+    averaging and evaluation see the same model; the first call of each input shape (a
+    training batch, an evaluation batch, a short last batch) compiles with `COMPILE_BACKEND`.
+    """
+    if config.compile:
+        model.compile(backend=COMPILE_BACKEND)
     return model
 
 

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate-data": ("ast_repro.datasets.validate", "check a json datafile before training"),
     "bench": ("ast_repro.bench", "feature-extraction speed against torchaudio and transformers"),
     "bench-model": ("ast_repro.bench_model", "model speed against transformers' AST"),
+    "bench-loader": ("ast_repro.bench_loader", "clips per second one loader worker delivers"),
+    "gpu-report": ("ast_repro.gpu_report", "helpers and summary of benchmarks/gpu.sh"),
     "notebooks": ("ast_repro.notebooks", "run, store, clean or check the numbered notebooks"),
     "ensemble": ("ast_repro.ensemble", "average predictions of runs or weights of checkpoints"),
     "train": ("ast_repro.crossval", "train a recipe (torchrun for several GPUs), or resume it"),

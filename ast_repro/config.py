@@ -117,6 +117,10 @@ class TrainConfig:
     num_workers: int = 8
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     frontend: str = "worker"  # worker: per clip in DataLoader workers; device: batched on GPU
+    # torch.compile the model for training and evaluation (inductor kernels; the first
+    # steps of each input shape pay the compilation). NOTE: off by default, also on CUDA,
+    # until a GPU run measures it faster (benchmarks/RESULTS.md, "GPU scale").
+    compile: bool = False
     device: str = "auto"
     progress: bool = True
     tensorboard: bool = False

@@ -74,12 +74,20 @@ class Throughput:
         )
 
 
-def gpu_flops(name: str) -> tuple[float, str]:
-    """(nominal FLOP/s, source) of a GPU from its name, e.g. "NVIDIA H100 80GB HBM3"."""
+def known_gpu(name: str) -> str | None:
+    """The `NOMINAL_FLOPS` key a GPU name contains (longest first), or None if none does."""
     upper = name.upper()
     for key in sorted(NOMINAL_FLOPS, key=len, reverse=True):
         if key in upper:
-            return NOMINAL_FLOPS[key], f"nominal {key} bf16"
+            return key
+    return None
+
+
+def gpu_flops(name: str) -> tuple[float, str]:
+    """(nominal FLOP/s, source) of a GPU from its name, e.g. "NVIDIA H100 80GB HBM3"."""
+    key = known_gpu(name)
+    if key is not None:
+        return NOMINAL_FLOPS[key], f"nominal {key} bf16"
     return UNKNOWN_GPU_FLOPS, "unknown GPU, assumed A100-class"
 
 

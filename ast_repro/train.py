@@ -25,13 +25,11 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ast_repro import checkpoint as ckpt
-from ast_repro.build import build_data, build_model
+from ast_repro.build import build_data, build_model, compile_model, train_loader
 from ast_repro.config import ConfigError, TrainConfig
-from ast_repro.data import AudioDataset
 from ast_repro.ensemble import CumulativeEnsemble, save_predictions, weight_average
 from ast_repro.errors import RunFailed
 from ast_repro.evaluate import (
@@ -46,7 +44,8 @@ from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.results import run_dir, write_metrics
 from ast_repro.resume import check_resumable
 from ast_repro.runtime import Runtime, all_reduce_mean, setup
-from ast_repro.seeding import derive_seed, make_generator
+from ast_repro.seeding import make_generator
+from ast_repro.throughput import EpochMeter, training_flops
 
 STAGE = "train"
 # Progress-bar refresh interval in steps.
@@ -69,12 +68,12 @@ class Trainer:
                 "processes (it is the global batch)"
             )
         self.config, self.runtime = config, runtime
-        data = build_data(config, runtime)
+        self.data = data = build_data(config, runtime)
         self.paths, self.labels, self.frontend = data.paths, data.labels, data.frontend
-        self.train_set, self.sampler = data.train_set, data.sampler
         self.valid_set, self.eval_set = data.valid_set, data.eval_set
         model = build_model(config, self.labels.num_classes, runtime).to(runtime.device)
-        self.model: torch.nn.Module = model
+        self.flops_per_clip = training_flops(model.config)
+        self.model: torch.nn.Module = compile_model(model, config)
         if runtime.distributed:
             device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
             self.model = DistributedDataParallel(model, device_ids=device_ids)
@@ -147,38 +146,25 @@ class Trainer:
                 on_epoch_end(epoch, record)
         return self._finish()
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float]]:
+    def _train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float | None]]:
         """One epoch of updates.
 
         Returns:
-            (last lr, mean train loss, speed), where speed holds the training clips per
-            second over all ranks and, on a GPU, this rank's peak memory in GiB.
+            (last lr, mean train loss, speed), where speed is `EpochMeter.record`: clips per
+            second over all ranks, MFU, the data-wait fraction and, on a GPU, peak memory.
         """
         config, runtime = self.config, self.runtime
-        self.sampler.set_epoch(epoch)
-        if isinstance(self.train_set, AudioDataset):
-            self.train_set.set_epoch(epoch)
-        loader = DataLoader(
-            self.train_set,
-            batch_size=config.batch_size // runtime.world_size,
-            sampler=self.sampler,
-            num_workers=config.num_workers,
-            pin_memory=runtime.device.type == "cuda",
-            generator=torch.Generator().manual_seed(derive_seed(config.seed, epoch, runtime.rank)),
-        )
+        loader = train_loader(self.data, config, runtime, epoch)
         self.model.train()
-        total, clips, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
-        on_gpu = runtime.device.type == "cuda"
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(runtime.device)
-        tic = time.perf_counter()
+        total, lr = 0.0, self.optimizer.param_groups[0]["lr"]
+        meter = EpochMeter(runtime.device, self.flops_per_clip, runtime.world_size)
         bar = tqdm(
             loader,
             desc=f"{config.run_name} epoch {epoch}/{config.epochs}",
             disable=not (config.progress and runtime.is_main),
             leave=False,
         )
-        for step, batch in enumerate(bar):
+        for step, batch in enumerate(meter.iterate(bar)):
             if config.warmup and (warm := warmup_lr(self.global_step, config.lr)) is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = warm
@@ -213,26 +199,21 @@ class Trainer:
             self.scaler.update()
             self.global_step += 1
             total += value * x.shape[0]
-            clips += x.shape[0]
+            meter.add(x.shape[0])
             if self.writer is not None:
                 self.writer.add_scalar("train/loss", value, self.global_step)
                 self.writer.add_scalar("train/lr", lr, self.global_step)
             if step % POSTFIX_EVERY == 0:
-                rate = clips * runtime.world_size / max(time.perf_counter() - tic, 1e-9)
-                bar.set_postfix(loss=f"{total / clips:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.0f}")
-        if on_gpu:
-            torch.cuda.synchronize(runtime.device)
-        speed = {"train_clips_per_second": clips * runtime.world_size / (time.perf_counter() - tic)}
-        if on_gpu:
-            speed["peak_memory_gib"] = torch.cuda.max_memory_allocated(runtime.device) / 2**30
-        return lr, total / max(clips, 1), speed
+                rate = f"{meter.rate():.0f}"
+                bar.set_postfix(loss=f"{total / meter.clips:.4f}", lr=f"{lr:.2e}", clips_s=rate)
+        return lr, total / max(meter.clips, 1), meter.record()
 
     def _end_epoch(
         self,
         epoch: int,
         lr: float,
         train_loss: float,
-        speed: dict[str, float],
+        speed: dict[str, float | None],
         result: EvalResult | None,
     ) -> dict[str, Any] | None:
         """Rank 0: record metrics, write predictions, checkpoints and metrics.json."""
@@ -284,7 +265,8 @@ class Trainer:
         ckpt.save_epoch(self.ckpt_dir, payload, state, best=improved, keep_previous=keep)
         if self.writer is not None:
             for key, value in record.items():
-                self.writer.add_scalar(f"valid/{key}", value, epoch)
+                if value is not None:  # mfu off a known GPU
+                    self.writer.add_scalar(f"valid/{key}", value, epoch)
         self._write_metrics(complete=False)
         return record
 

@@ -28,7 +28,7 @@ def _kill_after(epoch: int):
 
 
 def _without_timing(history: list[dict]) -> list[dict]:
-    timing = {"seconds", "train_clips_per_second", "peak_memory_gib"}
+    timing = {"seconds", "train_clips_per_second", "peak_memory_gib", "mfu", "data_wait_fraction"}
     return [{k: v for k, v in record.items() if k not in timing} for record in history]
 
 

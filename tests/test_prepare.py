@@ -23,6 +23,7 @@ from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.audioset import AudioSetError, prepare_audioset, read_segments
 from ast_repro.datasets.esc50 import ESC50_CATEGORIES, Esc50Error, prepare_esc50
 from ast_repro.datasets.speechcommands import (
+    SPEECHCOMMANDS_LABEL_ORDER,
     SPEECHCOMMANDS_SPLIT_SIZES,
     SPEECHCOMMANDS_WORDS,
     SpeechCommandsError,
@@ -143,7 +144,10 @@ def test_speechcommands_twin_prepares_the_standard_split(tmp_path):
             root, url=base + archive.name, progress=False, checksums=twin_cache.checksums(archive)
         )
     labels = read_label_csv(paths["labels"])
-    assert labels.names == SPEECHCOMMANDS_WORDS
+    # the original csv's order, which the released checkpoints' outputs follow
+    assert labels.names == SPEECHCOMMANDS_LABEL_ORDER
+    assert labels.names[:4] == ("backward", "follow", "five", "bed")
+    assert sorted(labels.names) == list(SPEECHCOMMANDS_WORDS)
     assert labels.mids == tuple(f"/m/spcmd{k:02d}" for k in range(35))
     splits = {name: read_datafile(paths[name]) for name in ("train", "valid", "eval")}
     # 8 / 1 / 1 speakers of 35 words: close to the real 80.2 % / 9.4 % / 10.4 %.

@@ -23,12 +23,12 @@ from ast_repro.datasets.archive import ArchiveError
 from ast_repro.datasets.audioset import AudioSetError, prepare_audioset, read_segments
 from ast_repro.datasets.esc50 import ESC50_CATEGORIES, Esc50Error, prepare_esc50
 from ast_repro.datasets.speechcommands import (
-    SPEECHCOMMANDS_LABEL_ORDER,
     SPEECHCOMMANDS_SPLIT_SIZES,
     SPEECHCOMMANDS_WORDS,
     SpeechCommandsError,
     prepare_speechcommands,
 )
+from ast_repro.layout import SPEECHCOMMANDS_LABEL_ORDER
 from tests import twin_cache
 from tests.loopback import ServerConfig, serve
 from tests.twin_cache import needs_espeak

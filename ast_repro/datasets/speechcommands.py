@@ -14,11 +14,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv
+from ast_repro.datafiles import write_datafile, write_label_csv
 from ast_repro.datasets.common import fetch_and_extract, read_marker, relative_to, write_marker
 from ast_repro.datasets.registry import SPEECHCOMMANDS_ARCHIVE, SPEECHCOMMANDS_URL, KnownFile
 from ast_repro.errors import AstReproError
-from ast_repro.layout import DATAFILES_DIR, prepared_paths
+from ast_repro.layout import DATAFILES_DIR, prepared_paths, speechcommands_labels
 
 ARCHIVE_NAME = SPEECHCOMMANDS_ARCHIVE
 EXTRACTED_DIR = "speech_commands_v0.02"
@@ -27,40 +27,16 @@ TESTING_LIST = "testing_list.txt"
 BACKGROUND_NOISE_DIR = "_background_noise_"
 # Standard V2 split sizes (train, validation, test), section 2.4.
 SPEECHCOMMANDS_SPLIT_SIZES = (84_843, 9_981, 11_005)
-SPEECHCOMMANDS_MID_PREFIX = "/m/spcmd"
 # The 35 words of Speech Commands V2, sorted: the folders of the archive.
 SPEECHCOMMANDS_WORDS = tuple(
     "backward bed bird cat dog down eight five follow forward four go happy house learn "
     "left marvin nine no off on one right seven sheila six stop three tree two up visual "
     "wow yes zero".split()
 )
-# The class order of the original label csv (`egs/speechcommands/data/
-# speechcommands_class_labels_indices.csv`), /m/spcmd00 to /m/spcmd34, which the released
-# checkpoint `speechcommands_10_10_0.9812.pth` was trained with; transformers' copy
-# (`MIT/ast-finetuned-speech-commands-v2`) names its outputs in the same order.
-SPEECHCOMMANDS_LABEL_ORDER = tuple(
-    "backward follow five bed zero on learn two house tree dog stop seven eight down six "
-    "forward cat right visual four wow no nine off three left marvin yes up sheila happy "
-    "bird go one".split()
-)
 
 
 class SpeechCommandsError(AstReproError, ValueError):
     """The extracted Speech Commands tree does not have the expected structure."""
-
-
-def speechcommands_labels() -> LabelMap:
-    """The original label csv: mids /m/spcmd00../m/spcmd34 over `SPEECHCOMMANDS_LABEL_ORDER`.
-
-    A prepared dataset uses this order so that the released checkpoint (and transformers'
-    copy) scores it with its own class indices.
-    """
-    return LabelMap(
-        mids=tuple(
-            f"{SPEECHCOMMANDS_MID_PREFIX}{i:02d}" for i in range(len(SPEECHCOMMANDS_LABEL_ORDER))
-        ),
-        names=SPEECHCOMMANDS_LABEL_ORDER,
-    )
 
 
 def _read_list(path: Path) -> list[str]:

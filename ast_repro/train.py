@@ -46,7 +46,7 @@ from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
 from ast_repro.results import run_dir, write_metrics
 from ast_repro.resume import check_resumable
 from ast_repro.runtime import Runtime, all_reduce_mean, setup
-from ast_repro.seeding import derive_seed, make_generator
+from ast_repro.seeding import derive_seed, make_generator, set_rng_state
 
 STAGE = "train"
 # Progress-bar refresh interval in steps.
@@ -112,7 +112,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.global_step = state["epoch"], state["global_step"]
         self.elapsed, self.history, self.best = state["elapsed"], state["history"], state["best"]
-        ckpt.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         if self.runtime.is_main:
             files = [self.dir / "predictions" / f"valid_{e}.npz" for e in range(1, self.epoch + 1)]
             self.ensemble = CumulativeEnsemble.from_files(files)

@@ -11,6 +11,7 @@ import torch
 
 from ast_repro import checkpoint as ckpt
 from ast_repro.config import ConfigError
+from ast_repro.seeding import rng_state, set_rng_state
 from ast_repro.train import train
 from tests.train_fixtures import tiny_config
 
@@ -137,9 +138,9 @@ def test_checkpoints_hold_what_resumption_and_evaluation_need(results: Path, dat
 
 
 def test_rng_state_round_trip() -> None:
-    state = ckpt.rng_state()
+    state = rng_state()
     first = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
-    ckpt.set_rng_state(state)
+    set_rng_state(state)
     second = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
     assert torch.equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])

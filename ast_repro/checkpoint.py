@@ -93,7 +93,9 @@ def read_file(path: str | os.PathLike[str], *, what: str = "weight file") -> Any
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch {what} ({exc})") from exc
+        # torch's refusal of a pickle that is not plain tensors runs to a dozen lines
+        reason = "it holds more than tensors" if "Weights only" in str(exc) else str(exc)
+        raise WeightsError(f"{path}: not a readable PyTorch {what} ({reason})") from exc
 
 
 def state_dict_of(payload: Any, *, name: str = "state dict") -> StateDict:

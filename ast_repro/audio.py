@@ -18,7 +18,6 @@ from ast_repro.checks import (
     ChannelPolicy,
     decode,
     header_problems,
-    length_problem,
     read_header,
     sample_problems,
 )
@@ -72,13 +71,9 @@ def load_audio(
     for problem in header_problems(header, sample_rate=rate):
         raise AudioError(path, problem.detail)
     mono = decode(path, channels)  # (N,) at the file's rate
-    for problem in sample_problems(mono):
+    for problem in sample_problems(mono, header):
         raise AudioError(path, problem.detail)
     waveform = torch.from_numpy(mono)
     if rate != header.sample_rate:
         waveform = AF.resample(waveform, orig_freq=header.sample_rate, new_freq=rate)
-    # a decoder may give fewer samples than its header said (damaged compressed data)
-    problem = length_problem(waveform.numel(), rate)
-    if problem is not None:
-        raise AudioError(path, problem.detail)
     return waveform

@@ -43,6 +43,9 @@ MAX_FLOAT_PEAK = 2.0
 # Sample formats whose values a header cannot bound: only these can hold NaN, inf or values
 # outside [-1, 1], so only these are decoded by the header-only check.
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+# Decoding may give this fraction fewer samples than the header counts before the file
+# counts as damaged: the headers of compressed formats (MP3) can estimate their length.
+DECODED_SHORTFALL = 0.01
 # libsndfile's log line for a WAV data chunk longer than the file ("data : 32000 (should
 # be 8000)"); 2**31 - 1 and more mark a stream written without knowing its length.
 _DATA_LENGTH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -176,8 +179,16 @@ def header_problems(header: AudioHeader, *, sample_rate: int) -> list[ClipProble
     return problems
 
 
-def sample_problems(samples: np.ndarray) -> list[ClipProblem]:
-    """What decoded (N,) float samples show to be wrong: NaN/inf, or values far out of range."""
+def sample_problems(samples: np.ndarray, header: AudioHeader) -> list[ClipProblem]:
+    """What a clip's decoded (N,) samples show to be wrong: fewer than its header says
+    (damaged compressed data), NaN/inf, or float values far out of range."""
+    if samples.shape[0] < header.frames * (1 - DECODED_SHORTFALL):
+        return [
+            ClipProblem(
+                "truncated",
+                f"the header promises {header.frames} samples but {samples.shape[0]} decode",
+            )
+        ]
     if not np.isfinite(samples).all():
         return [ClipProblem("not finite", "the file holds NaN or infinite samples")]
     peak = float(np.abs(samples).max()) if samples.size else 0.0
@@ -198,7 +209,6 @@ class ClipCheck:
 
     header: AudioHeader | None
     problems: tuple[ClipProblem, ...]
-    decoded: bool
 
 
 def check_clip(
@@ -220,22 +230,15 @@ def check_clip(
         header = read_header(path)
     except AudioError as exc:
         kind = "missing file" if exc.problem == "file not found" else "unreadable"
-        return ClipCheck(None, (ClipProblem(kind, exc.problem),), False)
+        return ClipCheck(None, (ClipProblem(kind, exc.problem),))
     problems = header_problems(header, sample_rate=sample_rate)
     if header.frames == 0 or not (decode_all or header.subtype in FLOAT_SUBTYPES):
-        return ClipCheck(header, tuple(problems), False)
+        return ClipCheck(header, tuple(problems))
     try:
         samples = decode(path)
     except AudioError as exc:
-        return ClipCheck(header, (*problems, ClipProblem("unreadable", exc.problem)), True)
-    if samples.shape[0] < header.frames and header.promised_frames is None:
-        problems.append(
-            ClipProblem(
-                "truncated",
-                f"the header promises {header.frames} samples but {samples.shape[0]} decode",
-            )
-        )
-    return ClipCheck(header, (*problems, *sample_problems(samples)), True)
+        return ClipCheck(header, (*problems, ClipProblem("unreadable", exc.problem)))
+    return ClipCheck(header, (*problems, *sample_problems(samples, header)))
 
 
 def entry_problems(clip: Clip, labels: LabelMap | None) -> list[ClipProblem]:

@@ -46,6 +46,7 @@ FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 # Decoding may give this fraction fewer samples than the header counts before the file
 # counts as damaged: the headers of compressed formats (MP3) can estimate their length.
 DECODED_SHORTFALL = 0.01
+# NOTE: the original reads whatever part of a truncated file is there; here it is refused.
 # libsndfile's log line for a WAV data chunk longer than the file ("data : 32000 (should
 # be 8000)"); 2**31 - 1 and more mark a stream written without knowing its length.
 _DATA_LENGTH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)

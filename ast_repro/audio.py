@@ -2,39 +2,31 @@
 
 The original reads with `torchaudio.load` (float32 in [-1, 1]) and uses the first channel.
 We read with soundfile, which gives the same float32 scale, and resample with torchaudio
-when a file is not at the model's 16 kHz (the original expects pre-resampled files).
+when a file is not at the model's 16 kHz (the original expects pre-resampled files). What a
+clip must satisfy is decided in `ast_repro.checks`.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Literal
 
-import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from ast_repro.errors import AstReproError
-from ast_repro.features import FRAME_LENGTH_MS, frame_geometry
+from ast_repro.checks import (
+    AudioError,
+    ChannelPolicy,
+    decode,
+    header_problems,
+    read_header,
+    sample_problems,
+)
+
+__all__ = ["TARGET_SAMPLE_RATE", "AudioError", "ChannelPolicy", "load_audio", "read_audio_info"]
 
 # AST models are trained on 16 kHz audio (original `src/dataloader.py`, `egs/esc50/prep_esc50.py`,
 # `egs/speechcommands/prep_sc.py`).
 TARGET_SAMPLE_RATE = 16_000
-
-ChannelPolicy = Literal["first", "mean"]
-
-
-class AudioError(AstReproError, ValueError):
-    """An audio file cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str | None = None) -> None:
-        # A single argument is a whole message: that is how torch.utils.data re-raises an
-        # error of a DataLoader worker in the main process.
-        super().__init__(str(path) if problem is None else f"{path}: {problem}")
-        self.path = None if problem is None else Path(path)
-        self.problem = str(path) if problem is None else problem
 
 
 def read_audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
@@ -46,13 +38,8 @@ def read_audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     Raises:
         AudioError: missing or unreadable file.
     """
-    if not os.path.exists(path):
-        raise AudioError(path, "file not found")
-    try:
-        info = sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise AudioError(path, f"unreadable audio ({exc})") from None
-    return int(info.samplerate), int(info.frames), int(info.channels)
+    header = read_header(path)
+    return header.sample_rate, header.frames, header.channels
 
 
 def load_audio(
@@ -61,7 +48,8 @@ def load_audio(
     sample_rate: int | None = TARGET_SAMPLE_RATE,
     channels: ChannelPolicy = "first",
 ) -> torch.Tensor:
-    """Load one audio file as a mono float32 waveform.
+    """Load one audio file as a mono float32 waveform, refused on the rules of
+    `ast_repro.checks` (the ones `ast-repro validate-data` reports).
 
     Args:
         path: any format libsndfile reads (wav, flac, ogg, ...).
@@ -69,35 +57,23 @@ def load_audio(
         channels: "first" takes channel 0, as the original does; "mean" averages channels.
 
     Returns:
-        (N,) float32 samples in [-1, 1].
+        (N,) float32 samples in [-1, 1] (float files up to `checks.MAX_FLOAT_PEAK`).
 
     Raises:
-        AudioError: the file is missing, unreadable, empty, shorter than one 25 ms frame
-            (after resampling), or holds NaN/inf samples.
+        AudioError: the file is missing, unreadable, empty, truncated, shorter than one
+            25 ms frame (after resampling), holds NaN/inf samples or float samples far
+            outside [-1, 1].
     """
     if channels not in ("first", "mean"):
         raise ValueError(f"channels must be 'first' or 'mean', not {channels!r}")
-    if not os.path.exists(path):
-        raise AudioError(path, "file not found")
-    try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (N, channels)
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise AudioError(path, f"unreadable audio ({exc})") from None
-    if data.shape[0] == 0:
-        raise AudioError(path, "the file holds no samples")
-    mono = data[:, 0] if channels == "first" else data.mean(axis=1)
-    if not np.isfinite(mono).all():
-        raise AudioError(path, "the file holds NaN or infinite samples")
-    waveform = torch.from_numpy(np.ascontiguousarray(mono))
-    if sample_rate is not None and file_rate != sample_rate:
-        waveform = AF.resample(waveform, orig_freq=int(file_rate), new_freq=sample_rate)
-    rate = sample_rate or file_rate
-    # One Kaldi frame (25 ms); a shorter clip has no frame at all.
-    window = frame_geometry(int(rate))[0]
-    if waveform.numel() < window:
-        raise AudioError(
-            path,
-            f"{waveform.numel()} samples at {rate} Hz is shorter than one "
-            f"{FRAME_LENGTH_MS:g} ms frame ({window} samples)",
-        )
+    header = read_header(path)
+    rate = sample_rate or header.sample_rate
+    for problem in header_problems(header, sample_rate=rate):
+        raise AudioError(path, problem.detail)
+    mono = decode(path, channels)  # (N,) at the file's rate
+    for problem in sample_problems(mono, header):
+        raise AudioError(path, problem.detail)
+    waveform = torch.from_numpy(mono)
+    if rate != header.sample_rate:
+        waveform = AF.resample(waveform, orig_freq=header.sample_rate, new_freq=rate)
     return waveform

@@ -31,6 +31,7 @@ from ast_repro.layout import default_root, prepared_paths
 from ast_repro.model import AST, create_model
 from ast_repro.pretrained import (
     PROXY_FILE,
+    WeightsError,
     imagenet_source_path,
     original_checkpoint_path,
     pretrained_dir,
@@ -205,12 +206,19 @@ def build_model(config: TrainConfig, num_labels: int, runtime: Runtime) -> AST:
         if config.audioset_pretrain:
             _audioset_init(model, config)
         elif config.imagenet_pretrain:
-            imagenet_init(
-                model,
-                imagenet_state_dict(config, runtime),
-                pos_mode=config.pos_embed_mode,
-                channel_mode=config.channel_merge,
-            )
+            state_dict = imagenet_state_dict(config, runtime)
+            try:
+                imagenet_init(
+                    model,
+                    state_dict,
+                    pos_mode=config.pos_embed_mode,
+                    channel_mode=config.channel_merge,
+                )
+            except WeightsError as exc:
+                source = config.pretrained_path or f"the ImageNet weights of {config.model_size}"
+                raise WeightsError(
+                    f"{source}: {exc} (not ImageNet weights of model_size={config.model_size}?)"
+                ) from None
     return model
 
 

@@ -29,14 +29,12 @@ Every file is a plain dict of tensors and Python scalars, written atomically.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 
 from ast_repro.config import TrainConfig
@@ -51,6 +49,7 @@ from ast_repro.pretrained import (
     WeightsError,
     imagenet_weights_path,
 )
+from ast_repro.seeding import rng_state
 from ast_repro.weights import AUDIOSET_GRID, from_original_state_dict, strip_wrapper_prefix
 
 CHECKPOINT_FORMAT = "ast-repro-checkpoint-1"
@@ -94,7 +93,9 @@ def read_file(path: str | os.PathLike[str], *, what: str = "weight file") -> Any
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch {what} ({exc})") from exc
+        # torch's refusal of a pickle that is not plain tensors runs to a dozen lines
+        reason = "it holds more than tensors" if "Weights only" in str(exc) else str(exc)
+        raise WeightsError(f"{path}: not a readable PyTorch {what} ({reason})") from exc
 
 
 def state_dict_of(payload: Any, *, name: str = "state dict") -> StateDict:
@@ -234,18 +235,69 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[AST, TrainConfig, LabelMap]:
-    """Rebuild the model of a checkpoint from the file alone.
+    """Rebuild the model of a training checkpoint from the file alone.
+
+    (`ast_repro.released.load_labelled_model` also takes a released original file.)
 
     Returns:
         (model in eval mode on the CPU, the run's resolved config, its labels).
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, lacks a part (weights, model
+            config, labels, config), was written by a newer version (an unknown key), names
+            fewer or more labels than its head has outputs, or holds NaN/inf weights.
     """
+    path = Path(path)
     payload = load(path)
-    model = AST(ASTConfig.from_dict(payload["model_config"]))
-    model.load_state_dict(payload[MODEL_KEY])
-    labels = LabelMap(
-        mids=tuple(payload["labels"]["mids"]), names=tuple(payload["labels"]["names"])
-    )
-    return model.eval(), TrainConfig.from_dict(payload["config"]), labels
+    missing = [key for key in (MODEL_KEY, "model_config", "labels", "config") if key not in payload]
+    if missing:
+        raise CheckpointError(
+            f"{path}: the checkpoint lacks its {', '.join(missing)}; it cannot be rebuilt "
+            "(a damaged or hand-made file: use another epoch's checkpoint)"
+        )
+    try:
+        model_config = ASTConfig.from_dict(payload["model_config"])
+        config = TrainConfig.from_dict(payload["config"])
+    except (AstReproError, KeyError, TypeError, ValueError) as exc:
+        message = str(exc.args[0] if isinstance(exc, KeyError) else exc)
+        hint = "written by a newer ast-repro? Upgrade" if "unknown" in message else "damaged?"
+        raise CheckpointError(f"{path}: {message} ({hint})") from None
+    labels = _labels_of(payload["labels"], model_config.num_labels, path)
+    model = AST(model_config)
+    try:
+        model.load_state_dict(payload[MODEL_KEY])
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: weights do not fit its model_config ({first})") from None
+    check_finite(model.state_dict(), path)
+    return model.eval(), config, labels
+
+
+def _labels_of(raw: Any, num_labels: int, path: Path) -> LabelMap:
+    """The label set stored in a checkpoint, checked against its head's outputs."""
+    mids, names = (raw.get(key) if isinstance(raw, Mapping) else None for key in ("mids", "names"))
+    if not (isinstance(mids, list | tuple) and isinstance(names, list | tuple)):
+        raise CheckpointError(f"{path}: its labels are not {{'mids': [...], 'names': [...]}}")
+    if not len(mids) == len(names) == num_labels:
+        raise CheckpointError(
+            f"{path}: {len(mids)} label ids and {len(names)} names for a head of {num_labels} "
+            "outputs; the file is inconsistent (use another epoch's checkpoint)"
+        )
+    return LabelMap(mids=tuple(map(str, mids)), names=tuple(map(str, names)))
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """Refuse weights holding NaN or inf (a diverged run's), which would predict nan.
+
+    Raises:
+        CheckpointError: naming the file and the first such tensor.
+    """
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path}: weight {name} holds NaN or inf (saved from a diverged run?); use an "
+                "earlier epoch's checkpoint"
+            )
 
 
 # ---------------------------------------------------------------------------- pretrained weights
@@ -349,48 +401,3 @@ def read_audioset_weights(path: str | os.PathLike[str]) -> AudioSetWeights:
         grid = ASTConfig.from_dict(payload["model_config"]).grid
         return AudioSetWeights(state_dict_of(payload, name=str(path)), grid, payload["config"])
     return AudioSetWeights(state_dict_of(payload, name=str(path)), AUDIOSET_GRID, None)
-
-
-# ---------------------------------------------------------------------------- RNG states
-
-
-def rng_state() -> dict[str, Any]:
-    """The global RNG states of torch (CPU and CUDA), numpy and Python's `random`."""
-    # the legacy global state is what a user's np.random calls draw from
-    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # noqa: NPY002
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        # numpy's arrays are stored as tensors so the file loads with weights_only=True
-        "numpy": {
-            "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": pos,
-            "has_gauss": has_gauss,
-            "cached_gaussian": cached,
-        },  # fmt: skip
-        "python": random.getstate(),
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state` saved (CUDA states only where the device count matches)."""
-    torch.set_rng_state(state["torch"])
-    if (
-        state["cuda"]
-        and torch.cuda.is_available()
-        and len(state["cuda"]) == (torch.cuda.device_count())
-    ):
-        torch.cuda.set_rng_state_all(state["cuda"])
-    numpy_state = state["numpy"]
-    np.random.set_state(  # noqa: NPY002
-        (
-            numpy_state["kind"],
-            numpy_state["keys"].numpy().astype(np.uint32),
-            numpy_state["pos"],
-            numpy_state["has_gauss"],
-            numpy_state["cached_gaussian"],
-        )
-    )
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))

@@ -26,14 +26,8 @@ from torch.utils.data import Dataset
 
 from ast_repro.audio import load_audio
 from ast_repro.augment import AugmentationDraws
-from ast_repro.datafiles import (
-    Clip,
-    DatafileError,
-    LabelMap,
-    clip_label_indices,
-    read_datafile,
-    read_label_csv,
-)
+from ast_repro.checks import check_datafile
+from ast_repro.datafiles import Clip, DatafileError, LabelMap, clip_label_indices, read_label_csv
 from ast_repro.features import frame_geometry
 from ast_repro.frontend import FrontEndConfig, process_sample
 from ast_repro.seeding import make_generator
@@ -70,24 +64,25 @@ class _ClipSource(Dataset):
         sample_rate: int,
         waveform_cache: str | None,
     ) -> None:
+        given = label_csv if isinstance(label_csv, LabelMap) else None
+        if label_csv is not None and given is None:
+            given = read_label_csv(label_csv)
         if isinstance(datafile, (str, os.PathLike)):
+            # the rules `ast-repro validate-data` reports (ast_repro.checks)
             self.datafile: Path | None = Path(datafile)
-            self.clips = read_datafile(self.datafile)
-            source, empty = str(self.datafile), f"{self.datafile}: the datafile lists no clips"
+            self.clips = check_datafile(self.datafile, given)
+            source = str(self.datafile)
         else:
             if waveform_cache is not None:
                 raise ValueError("a waveform cache belongs to a datafile, not to a list of clips")
             self.datafile, self.clips = None, list(datafile)
-            source, empty = "clip list", "the clip list is empty"
-        if not self.clips:
-            raise DatafileError(empty)
-        if isinstance(label_csv, LabelMap):
-            self.labels = label_csv
-        elif label_csv is None:
+            source = "clip list"
+            if not self.clips:
+                raise DatafileError("the clip list is empty")
+        if given is None:
             mids = tuple(dict.fromkeys(mid for clip in self.clips for mid in clip.labels))
-            self.labels = LabelMap(mids=mids, names=mids)
-        else:
-            self.labels = read_label_csv(label_csv)
+            given = LabelMap(mids=mids, names=mids)
+        self.labels = given
         # class indices, not an (N, C) matrix: AudioSet full would need 4 GB for that
         self.label_indices = clip_label_indices(self.clips, self.labels, source=source)
         self.sample_rate = sample_rate
@@ -257,7 +252,10 @@ def make_dataset(
         (waveform, length, labels) for `ast_repro.frontend.BatchFrontEnd`.
 
     Raises:
-        DatafileError: the datafile or label csv is missing or malformed, or lists no clips.
+        DatafileError: the datafile or label csv is missing or malformed, the datafile lists
+            no clips, or an entry has no label or one outside the label csv
+            (`ast_repro.checks.check_datafile`). A clip is checked when it is loaded
+            (`ast_repro.audio.load_audio`).
     """
     if frontend.batched:
         return WaveformDataset(

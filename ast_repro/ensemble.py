@@ -81,7 +81,12 @@ def save_predictions(
 
 
 def load_predictions(path: str | os.PathLike[str]) -> Predictions:
-    """Read a prediction file written by `save_predictions`."""
+    """Read a prediction file written by `save_predictions`.
+
+    Raises:
+        EnsembleError: the file is missing, unreadable, of another format, not (N, C) arrays,
+            or holds NaN/inf probabilities (each named with the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise EnsembleError(f"{path}: prediction file not found")
@@ -93,15 +98,20 @@ def load_predictions(path: str | os.PathLike[str]) -> Predictions:
             version = int(payload["format_version"])
             if version != PREDICTIONS_FORMAT_VERSION:
                 raise EnsembleError(f"{path}: prediction format {version} is not supported")
-            return Predictions(
-                probs=payload["probs"].astype(np.float32),
-                targets=payload["targets"].astype(np.float32),
-                datafile=str(payload["datafile"][()]),
-            )
+            probs = payload["probs"].astype(np.float32)
+            targets = payload["targets"].astype(np.float32)
+            datafile = str(payload["datafile"][()])
     except (OSError, ValueError) as exc:
         if isinstance(exc, EnsembleError):
             raise
         raise EnsembleError(f"{path}: cannot read prediction file ({exc})") from None
+    if probs.ndim != 2 or probs.shape != targets.shape:
+        raise EnsembleError(
+            f"{path}: probs {probs.shape} and targets {targets.shape} must be equal (N, C) shapes"
+        )
+    if not np.isfinite(probs).all():
+        raise EnsembleError(f"{path}: its probabilities hold NaN or inf (a diverged run's?)")
+    return Predictions(probs=probs, targets=targets, datafile=datafile)
 
 
 def load_state_dict(source: str | os.PathLike[str] | Mapping[str, Any]) -> StateDict:

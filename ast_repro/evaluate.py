@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ast_repro.checkpoint import load_model
 from ast_repro.cli import int_at_least
 from ast_repro.data import make_dataset
-from ast_repro.datafiles import DatafileError, read_label_csv, write_label_csv
+from ast_repro.datafiles import DatafileError, LabelMap, read_label_csv, write_label_csv
 from ast_repro.ensemble import save_predictions
 from ast_repro.fileio import atomic_write_json
 from ast_repro.frontend import BatchFrontEnd, batch_front_end, frontend_config, model_inputs
 from ast_repro.metrics import compute_metrics, headline
+from ast_repro.released import load_labelled_model
 from ast_repro.runtime import PRECISIONS, Runtime, gather_to_main, setup
 
 
@@ -125,6 +125,36 @@ def evaluate_dataset(
     )
 
 
+def check_same_labels(
+    given: LabelMap, model: LabelMap, source: str, checkpoint: str | os.PathLike[str]
+) -> None:
+    """Refuse a label csv whose classes (ids and names, in order) are not the model's.
+
+    Matching ids with other names is refused too: it is how a label csv in another order
+    (e.g. Speech Commands' words sorted) would silently score every class as another.
+
+    Raises:
+        DatafileError: naming the first class that differs.
+    """
+    if given == model:
+        return
+    shared = range(min(given.num_classes, model.num_classes))
+    index = next(
+        (i for i in shared if (given.mids[i], given.names[i]) != (model.mids[i], model.names[i])),
+        None,
+    )
+    where = (
+        f"class {index} is {given.mids[index]} {given.names[index]!r} there but "
+        f"{model.mids[index]} {model.names[index]!r} in the model"
+        if index is not None
+        else f"{given.num_classes} classes there, {model.num_classes} in the model"
+    )
+    raise DatafileError(
+        f"{source}: its classes differ from the {model.num_classes} classes the checkpoint "
+        f"{checkpoint} was trained on ({where}); score with the model's own label set"
+    )
+
+
 def evaluate(
     checkpoint: str | os.PathLike[str],
     datafile: str | os.PathLike[str],
@@ -139,7 +169,8 @@ def evaluate(
     """Evaluate a training checkpoint on a datafile.
 
     Args:
-        checkpoint: an `epoch_k.pt`, `best.pt`, `wa.pt` or `last.pt` of a run.
+        checkpoint: an `epoch_k.pt`, `best.pt`, `wa.pt` or `last.pt` of a run, or a released
+            original file (`ast_repro.released`).
         datafile: AST json datafile to score.
         label_csv: label csv of the datafile; default the label set stored in the checkpoint.
         batch_size: default the run's evaluation batch size.
@@ -150,18 +181,15 @@ def evaluate(
     Returns:
         `compute_metrics` of the sigmoid probabilities plus `loss`, `num_clips`, `datafile`.
     """
-    model, config, labels = load_model(checkpoint)
+    model, config, labels = load_labelled_model(checkpoint)
     runtime = setup(device=device, precision=precision)
     model.to(runtime.device)
     with tempfile.TemporaryDirectory() as tmp:
         if label_csv is None:
             label_csv = Path(tmp) / "labels.csv"
             write_label_csv(label_csv, labels)
-        elif read_label_csv(label_csv).mids != labels.mids:
-            raise DatafileError(
-                f"{label_csv}: its classes differ from the {labels.num_classes} classes the "
-                f"checkpoint {checkpoint} was trained on"
-            )
+        else:
+            check_same_labels(read_label_csv(label_csv), labels, f"{label_csv}", checkpoint)
         frontend = frontend_config(config)
         dataset = make_dataset(frontend, datafile, label_csv)
         result = evaluate_dataset(

@@ -10,6 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from ast_repro.errors import AstReproError
+
+
+class FileWriteError(AstReproError, OSError):
+    """An output path cannot be written (a folder, a read-only place); the message names it."""
+
 
 @contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[TextIO | BinaryIO]:
@@ -18,19 +24,29 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[TextI
     Args:
         path: final destination. Its folder is created if missing.
         mode: "w" (text, UTF-8) or "wb" (binary).
+
+    Raises:
+        FileWriteError: the folder cannot be made or `path` cannot be replaced (e.g. it is
+            a folder).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise FileWriteError(f"{path}: cannot write there ({exc.strerror})") from None
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        try:
+            os.replace(tmp_name, path)
+        except OSError as exc:
+            raise FileWriteError(f"{path}: cannot write there ({exc.strerror})") from None
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)

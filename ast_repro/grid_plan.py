@@ -24,12 +24,12 @@ from ast_repro.errors import AstReproError
 from ast_repro.estimate import architecture, device_throughput, format_duration, run_flops
 from ast_repro.grid_results import format_table, is_complete
 from ast_repro.results import read_metrics, results_dir
-from ast_repro.resume import RESUMABLE_KEYS
+from ast_repro.resume import EXECUTION_KEYS, schedule_changes
 from ast_repro.train import STAGE
 
-# Keys that do not change what a run computes; a stored run that differs only in them is
-# reused (`epochs` may grow on resume in `ast_repro.train`, but a grid run must match it).
-EXECUTION_KEYS = tuple(key for key in RESUMABLE_KEYS if key != "epochs")
+# A stored run that differs only in `ast_repro.resume.EXECUTION_KEYS` (where it ran) is
+# reused; the schedule keys a resume may change (lr, epochs, ...) must match, and a run
+# resumed with another lr or decay is not the run a grid asks for.
 # Keys a grid sets itself for each run.
 RESERVED_KEYS = ("recipe", "seed", "run_name")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*")
@@ -99,10 +99,15 @@ def _check_stored(run: GridRun) -> str | None:
     stored += [(p, ("folds", "run_name")) for p in sorted(run.path.glob("fold*/metrics.json"))]
     for path, ignore in stored:
         if path.is_file():
-            changed = config_differences(read_metrics(path)["config"], run.config, ignore)
+            metrics = read_metrics(path)
+            changed = config_differences(metrics["config"], run.config, ignore)
             if changed:
                 details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
                 return f"{path} was made with another config ({details})"
+            resumed = schedule_changes(metrics["metrics"].get("resumed", []))
+            if resumed:
+                details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in resumed.items())
+                return f"{path} was resumed with another schedule ({details})"
     return None
 
 

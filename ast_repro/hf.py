@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ast_repro.datafiles import LabelMap
 from ast_repro.errors import AstReproError
+from ast_repro.layout import speechcommands_labels
 from ast_repro.model import AST
 from ast_repro.model_config import ASTConfig
 
@@ -249,6 +251,29 @@ def from_hf(
     if example_input is not None:
         check_logits(model, hf_model, example_input, atol=atol)
     return model
+
+
+def hf_labels(hf_model: transformers.ASTForAudioClassification) -> LabelMap:
+    """The label names of a transformers model, in the order of its outputs (`id2label`).
+
+    A model whose names are the Speech Commands words in the original csv's order (as
+    `MIT/ast-finetuned-speech-commands-v2`) gets that label set's ids, /m/spcmd00.., so it
+    scores prepared Speech Commands datafiles directly; other names serve as their own ids.
+
+    Raises:
+        ConversionError: `id2label` does not name every output once.
+    """
+    id2label = {int(k): str(v) for k, v in hf_model.config.id2label.items()}
+    num_labels = hf_model.classifier.dense.out_features
+    if sorted(id2label) != list(range(num_labels)):
+        raise ConversionError(
+            f"id2label names {len(id2label)} outputs, the classifier has {num_labels}"
+        )
+    names = tuple(id2label[i] for i in range(num_labels))
+    speech = speechcommands_labels()
+    if names == speech.names:
+        return speech
+    return LabelMap(mids=names, names=names)
 
 
 def _assign_all(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:

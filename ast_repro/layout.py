@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ast_repro.datafiles import LabelMap
 from ast_repro.results import data_dir
 
 DATASET_NAMES = ("esc50", "speechcommands", "audioset")
@@ -22,6 +23,30 @@ ESC50_FOLDS = (1, 2, 3, 4, 5)
 ESC50_LABEL_CSV = "esc_class_labels_indices.csv"
 SPEECHCOMMANDS_LABEL_CSV = "speechcommands_class_labels_indices.csv"
 AUDIOSET_LABEL_CSV = "class_labels_indices.csv"
+
+SPEECHCOMMANDS_MID_PREFIX = "/m/spcmd"
+# The class order of the original label csv (`egs/speechcommands/data/
+# speechcommands_class_labels_indices.csv`), /m/spcmd00 to /m/spcmd34, which the released
+# checkpoint `speechcommands_10_10_0.9812.pth` was trained with; transformers' copy
+# (`MIT/ast-finetuned-speech-commands-v2`) names its outputs in the same order.
+SPEECHCOMMANDS_LABEL_ORDER = tuple(
+    "backward follow five bed zero on learn two house tree dog stop seven eight down six "
+    "forward cat right visual four wow no nine off three left marvin yes up sheila happy "
+    "bird go one".split()
+)
+
+
+def speechcommands_labels() -> LabelMap:
+    """The original label csv: mids /m/spcmd00../m/spcmd34 over `SPEECHCOMMANDS_LABEL_ORDER`.
+
+    Prepared data uses this order so that the released checkpoint (and transformers' copy)
+    scores it with its own class indices.
+    """
+    count = len(SPEECHCOMMANDS_LABEL_ORDER)
+    return LabelMap(
+        mids=tuple(f"{SPEECHCOMMANDS_MID_PREFIX}{i:02d}" for i in range(count)),
+        names=SPEECHCOMMANDS_LABEL_ORDER,
+    )
 
 
 def default_root(name: str, *, synthetic: bool = False) -> Path:

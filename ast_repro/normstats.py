@@ -23,9 +23,9 @@ import torch
 from tqdm import tqdm
 
 from ast_repro.augment import AugmentationDraws, mask_interval, sample_lambda
+from ast_repro.checks import check_datafile
 from ast_repro.cli import int_at_least
 from ast_repro.data import AudioDataset, make_dataset
-from ast_repro.datafiles import DatafileError, read_datafile
 from ast_repro.features import NUM_MEL_BINS, PUBLISHED_STATS
 from ast_repro.frontend import FrontEndConfig
 
@@ -105,10 +105,12 @@ def iter_features(
         freqm, timem, mixup: training augmentation, off at 0.
         seed: seeds the augmentation draws (`original_draws`).
         limit: use only the first `limit` clips.
+
+    Raises:
+        DatafileError: the datafile is malformed, empty or has an entry without labels.
+        AudioError: a clip breaks the rules of `ast_repro.checks` (too short, NaN, ...).
     """
-    clips = read_datafile(datafile)[:limit]
-    if not clips:
-        return
+    clips = check_datafile(datafile)[:limit]  # the rules of every command (ast_repro.checks)
     frontend = FrontEndConfig(
         target_length=target_length,
         num_mel_bins=num_mel_bins,
@@ -202,7 +204,9 @@ def compute_norm_stats(
         limit=limit,
     )
     num_clips = 0
-    for fbank in tqdm(features, desc="norm stats", unit="clip", disable=not progress):
+    # on a terminal only: a bar would add lines to the one-line error of a bad clip in a log
+    bar = tqdm(features, desc="norm stats", unit="clip", disable=None if progress else True)
+    for fbank in bar:
         pooled.update(fbank)
         batch.update(fbank)
         batch_clips += 1
@@ -214,8 +218,6 @@ def compute_norm_stats(
     if batch_clips:  # the original keeps the last, partial batch
         batch_means.append(batch.mean)
         batch_stds.append(batch.std)
-    if num_clips == 0:
-        raise DatafileError(f"{datafile}: no clips to compute statistics on")
     return NormStatsReport(
         datafile=str(datafile),
         num_clips=num_clips,

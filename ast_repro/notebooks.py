@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import difflib
 import os
 import shlex
 import sys
@@ -204,17 +205,75 @@ def store(path: Path, executed: Path) -> None:
     nbformat.write(clean(source), path)
 
 
-def _typed(value: str) -> Any:
-    """papermill's -p typing: True/False/None, int, float, else the string itself.
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """A notebook's parameters and their stored values, as papermill sees its `parameters`
+    cell (`papermill.inspect_notebook`); each value's type is the parameter's type."""
+    import papermill
 
-    A comma list such as "0,1,2" (seeds, variants) stays a string, as the notebooks'
-    parameters cells expect, not the tuple Python would read.
+    declared = papermill.inspect_notebook(str(path))
+    values = {}
+    for name, spec in declared.items():
+        try:
+            values[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            raise NotebookError(f"{path}: parameter {name!r} is not a flat literal") from None
+    return values
+
+
+def _as_type(text: str, default: Any) -> Any:
+    """`text` as a value of `default`'s type; ValueError when it is not one."""
+    if isinstance(default, bool):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if isinstance(default, str):
+        return text
+    return ast.literal_eval(text)  # a None default: papermill's own typing
+
+
+_TYPE_NAMES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string"}
+
+
+def check_parameters(paths: list[Path], given: list[tuple[str, str]]) -> dict[Path, dict[str, Any]]:
+    """The typed parameters each notebook gets from `-p NAME VALUE` pairs.
+
+    papermill injects any name, so a misspelled one silently leaves the default in place,
+    and passes `-p limit eight` on as a string that fails deep inside the library. Here a
+    name must be declared by at least one of the notebooks run (each gets the ones it
+    declares), and a value must parse as the type of that notebook's stored value.
+
+    Raises:
+        NotebookError: naming the parameter, the notebooks and the expected type.
     """
-    try:
-        typed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-    return typed if typed is None or isinstance(typed, (bool, int, float)) else value
+    declared = {path: declared_parameters(path) for path in paths}
+    known = sorted({name for values in declared.values() for name in values})
+    typed: dict[Path, dict[str, Any]] = {path: {} for path in paths}
+    stems = ", ".join(path.stem for path in paths)
+    for name, text in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise NotebookError(
+                f"-p {name}: no parameter of that name in {stems}{hint} (known: {', '.join(known)})"
+            )
+        for path, values in declared.items():
+            if name not in values:
+                continue
+            try:
+                typed[path][name] = _as_type(text, values[name])
+            except (ValueError, SyntaxError):
+                kind = _TYPE_NAMES.get(type(values[name]), type(values[name]).__name__)
+                raise NotebookError(
+                    f"-p {name} {text!r}: {path.stem}'s parameter {name} is {kind} "
+                    f"(stored value {values[name]!r})"
+                ) from None
+    return typed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -242,16 +301,17 @@ def run(args: argparse.Namespace) -> int:
         for path in dirty:
             print(f"{path}: not clean (run `ast-repro notebooks clean`)", file=sys.stderr)
         return 1 if dirty else 0
-    parameters = {name: _typed(value) for name, value in args.parameter}
-    if args.action == "store" and parameters:
+    if args.action == "store" and args.parameter:
         raise NotebookError("store keeps the outputs of the stored (smoke) parameters; pass none")
+    # every name and value is checked before the first notebook starts
+    parameters = check_parameters(paths, [tuple(pair) for pair in args.parameter])
     for path in paths:
         start = time.perf_counter()
         executed = execute(
             path,
-            parameters=parameters,
+            parameters=parameters[path],
             timeout_s=args.timeout,
-            command=notebook_command(args.action, path, parameters),
+            command=notebook_command(args.action, path, parameters[path]),
         )
         print(f"{path.stem}: {time.perf_counter() - start:.0f} s -> {executed}", flush=True)
         if args.action == "store":

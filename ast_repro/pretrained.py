@@ -49,10 +49,11 @@ class OriginalCheckpoint:
     num_labels: int
     metric: str
     hf_repo: str | None
+    recipe: str  # the `ast_repro.recipes` recipe it was trained with (features, loss)
 
 
 def _release(key: str, name: str, stride: int, metric: str, hf: str | None) -> OriginalCheckpoint:
-    speech = name.startswith("speechcommands")
+    speech, balanced = name.startswith("speechcommands"), name.startswith("audioset_bal_")
     return OriginalCheckpoint(
         url=_DROPBOX.format(key, name),
         frequency_stride=stride,
@@ -61,6 +62,7 @@ def _release(key: str, name: str, stride: int, metric: str, hf: str | None) -> O
         num_labels=35 if speech else 527,
         metric=metric,
         hf_repo=None if hf is None else "MIT/ast-finetuned-" + hf,
+        recipe="speechcommands" if speech else "audioset_" + ("balanced" if balanced else "full"),
     )
 
 

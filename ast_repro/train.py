@@ -41,8 +41,8 @@ from ast_repro.evaluate import (
 from ast_repro.frontend import model_inputs
 from ast_repro.metrics import compute_metrics, headline
 from ast_repro.optim import make_optimizer, make_scheduler, warmup_lr
-from ast_repro.results import run_dir, write_metrics
-from ast_repro.resume import check_resumable
+from ast_repro.results import results_dir, write_metrics
+from ast_repro.resume import restore
 from ast_repro.runtime import Runtime, all_reduce_mean, setup
 from ast_repro.seeding import make_generator
 from ast_repro.throughput import EpochMeter, training_flops
@@ -80,10 +80,12 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, config)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.scaler = runtime.grad_scaler()
-        self.dir = run_dir(STAGE, config.run_name)
+        # created by the first file written, so a config refused below leaves no directory
+        self.dir = results_dir() / STAGE / config.run_name
         self.ckpt_dir = self.dir / ckpt.CHECKPOINT_DIR
         self.epoch, self.global_step, self.elapsed = 0, 0, 0.0
         self.history: list[dict[str, Any]] = []
+        self.resumed: list[dict[str, Any]] = []  # ast_repro.resume.resume_record entries
         self.best: dict[str, Any] = {}
         self.ensemble = CumulativeEnsemble()
         self.extra: dict[str, Any] = {}  # final evaluations: wa, valid, test
@@ -103,19 +105,15 @@ class Trainer:
                 f"{self.dir} already holds a run ({last}); resume it with --resume "
                 "(resume=True) or choose another run_name"
             )
-        state = ckpt.load(last)
-        check_resumable(last, state["config"], self.config)
-        ckpt.unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.global_step = state["epoch"], state["global_step"]
-        self.elapsed, self.history, self.best = state["elapsed"], state["history"], state["best"]
-        ckpt.set_rng_state(state["rng"])
+        run = restore(last, self.config, self.labels, self.model, self.optimizer,
+                      self.scheduler, self.scaler)  # fmt: skip
+        self.epoch, self.global_step, self.elapsed = run.epoch, run.global_step, run.elapsed
+        self.history, self.best, self.resumed = run.history, run.best, run.resumed
         if self.runtime.is_main:
             files = [self.dir / "predictions" / f"valid_{e}.npz" for e in range(1, self.epoch + 1)]
             self.ensemble = CumulativeEnsemble.from_files(files)
-            print(f"resuming {self.config.run_name} after epoch {self.epoch} from {last}")
+            changed = "".join(f", {k} {a!r} -> {b!r}" for k, (a, b) in run.changes.items())
+            print(f"resuming {self.config.run_name} after epoch {self.epoch} from {last}{changed}")
 
     def _tensorboard(self) -> Any:
         if not (self.config.tensorboard and self.runtime.is_main):
@@ -190,8 +188,9 @@ class Trainer:
                 )
                 raise TrainingDiverged(
                     f"{config.run_name}: loss is {value} at epoch {epoch}, step {step} (global "
-                    f"step {self.global_step}, lr {lr:.3g}); stopped, {good}. Lower lr or use "
-                    "precision=fp32/bf16, then resume or restart."
+                    f"step {self.global_step}, lr {lr:.3g}); stopped, {good}. Resume it with a "
+                    f"lower lr (--resume --set lr={config.lr / 10:.3g}), or restart with "
+                    "precision=fp32 under another run_name."
                 )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -258,6 +257,7 @@ class Trainer:
             "history": self.history,
             "best": self.best,
             "elapsed": self.elapsed,
+            "resumed": self.resumed,
         }
         # without save_model, only the newest epoch and the weight-averaging range are kept
         config = self.config
@@ -349,6 +349,7 @@ class Trainer:
             "epochs": self.history,
             "final": self.history[-1] if self.history else None,
             "best": self.best,
+            **({"resumed": self.resumed} if self.resumed else {}),
             **self.extra,
         }
         return write_metrics(

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ast_repro.audio import TARGET_SAMPLE_RATE, load_audio
-from ast_repro.datafiles import read_datafile
+from ast_repro.checks import check_datafile
 from ast_repro.errors import AstReproError
 from ast_repro.fileio import atomic_open, atomic_write_json
 
@@ -87,7 +87,7 @@ def build_cache(
         Path of the cache's manifest json; pass it to `open_cache`.
 
     Raises:
-        DatafileError: the datafile cannot be read.
+        DatafileError: the datafile cannot be read, lists no clips or has an entry without labels.
         AudioError: a clip cannot be decoded (the message names it).
     """
     datafile, cache_dir = Path(datafile), Path(cache_dir)
@@ -100,7 +100,7 @@ def build_cache(
         except CacheError:
             pass  # damaged files: rebuild below
     names["manifest"].unlink(missing_ok=True)  # never leave a manifest over partial files
-    clips = read_datafile(datafile)
+    clips = check_datafile(datafile)  # the rules every command applies (ast_repro.checks)
     index = np.zeros((len(clips), 2), dtype=np.int64)  # (N, 2): offset, length in samples
     offset = 0
     with atomic_open(names["data"], "wb") as handle:

@@ -1,4 +1,5 @@
-"""Audio loading: scale, channel policy, resampling, and errors that name the file."""
+"""Audio loading: scale, channel policy, resampling, the clip rules of `ast_repro.checks`,
+and errors that name the file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 import torchaudio.functional as AF
 
 from ast_repro.audio import AudioError, load_audio, read_audio_info
+from ast_repro.checks import check_clip, read_header, resampled_length
 from tests.conftest import tone
 
 
@@ -59,3 +61,40 @@ def test_errors_name_the_file_and_problem(write_wav, tmp_path) -> None:
         load_audio(nan_file)
     with pytest.raises(ValueError, match="channels"):
         load_audio(short, channels="left")
+
+
+def test_truncated_files_and_integer_samples_stored_as_floats_are_refused(write_wav, rng) -> None:
+    whole = write_wav("whole.wav", 0.1 * rng.standard_normal(16000), subtype="PCM_16")
+    cut = whole.with_name("cut.wav")
+    cut.write_bytes(whole.read_bytes()[: 44 + 8000])  # libsndfile reads 4000 of 16000
+    header = read_header(cut)
+    assert (header.frames, header.promised_frames) == (4000, 16000)
+    assert read_header(whole).promised_frames is None
+    with pytest.raises(AudioError, match=r"cut\.wav: the header promises 16000 samples but"):
+        load_audio(cut)
+    int16 = (8000 * rng.standard_normal(8000)).astype(np.float32)
+    loud = write_wav("loud.wav", int16, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"loud\.wav: float samples reach .* outside \[-1, 1\]"):
+        load_audio(loud)
+    # a float file a little over full scale is used as it is
+    hot = write_wav("hot.wav", np.full(800, 1.5, dtype=np.float32), subtype="FLOAT")
+    assert load_audio(hot).max().item() == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    ("frames", "rate"),
+    [(399, 16000), (1099, 44100), (1102, 44100), (199, 8000), (200, 8000), (551, 22050)],
+)
+def test_the_header_check_predicts_the_resampled_length(write_wav, frames, rate) -> None:
+    # validate-data decides "too short" from the header; load_audio from the samples
+    path = write_wav(f"n{frames}_{rate}.wav", np.full(frames, 0.1, np.float32), rate)
+    expected = AF.resample(torch.zeros(frames), orig_freq=rate, new_freq=16000).numel()
+    assert resampled_length(frames, rate, 16000) == expected
+    refused = check_clip(path, sample_rate=16000).problems
+    assert bool(refused) == (expected < 400)
+    if refused:
+        assert refused[0].kind == "too short"
+        with pytest.raises(AudioError, match="shorter than one 25 ms frame"):
+            load_audio(path)
+    else:
+        assert load_audio(path).numel() == expected

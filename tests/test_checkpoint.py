@@ -10,10 +10,12 @@ import torch
 
 import ast_repro
 from ast_repro import checkpoint as ckpt
+from ast_repro.datafiles import LabelMap, write_label_csv
 from ast_repro.ensemble import EnsembleError
 from ast_repro.ensemble import load_state_dict as ensemble_state_dict
 from ast_repro.model import create_model
-from ast_repro.pretrained import ModelFileMissing, WeightsError
+from ast_repro.pretrained import ORIGINAL_CHECKPOINTS, ModelFileMissing, WeightsError
+from ast_repro.released import load_labelled_model, released_labels
 from ast_repro.weights import (
     strip_original_prefixes,
     strip_wrapper_prefix,
@@ -169,3 +171,24 @@ def test_read_audioset_weights_tells_a_run_from_an_original_file(tmp_path: Path)
     assert run.grid == model.config.grid == (12, 12)
     assert run.run_config == {"dataset": "audioset"}
     assert run.state_dict.keys() == model.state_dict().keys()
+
+
+def test_released_checkpoints_carry_their_label_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    speech = released_labels("speechcommands_10_10_0.9812.pth")
+    # the original csv's order, the released model's output order (not sorted)
+    assert speech.names[:5] == ("backward", "follow", "five", "bed", "zero")
+    assert speech.mids[:2] == ("/m/spcmd00", "/m/spcmd01") and speech.num_classes == 35
+    # AudioSet's names are its official csv, from the prepared data or given
+    monkeypatch.setenv("AST_REPRO_DATA", str(tmp_path / "data"))
+    with pytest.raises(ckpt.CheckpointError, match="class_labels_indices.csv, not found at"):
+        released_labels("audioset_10_10_0.4593.pth")
+    csv = tmp_path / "class_labels_indices.csv"
+    write_label_csv(csv, LabelMap(("/m/09x0r", "/m/05zppz"), ("Speech", "Male speech")))
+    assert released_labels("audioset_10_10_0.4593.pth", csv).names == ("Speech", "Male speech")
+    # a released file is named by the URL to get it when it is absent
+    with pytest.raises(ckpt.CheckpointError, match=r"download https://www\.dropbox\.com/"):
+        load_labelled_model(tmp_path / "speechcommands_10_10_0.9812.pth")
+    assert ORIGINAL_CHECKPOINTS["speechcommands_10_10_0.9812.pth"].recipe == "speechcommands"
+    assert ORIGINAL_CHECKPOINTS["audioset_bal_10_10_0.3499.pth"].recipe == "audioset_balanced"

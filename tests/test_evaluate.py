@@ -101,11 +101,20 @@ def test_evaluate_and_predict_commands(run: dict, tmp_path: Path, capsys) -> Non
                  "-o", str(output), "--label-csv", run["data"]["label_csv"]])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "mAP" in out and "accuracy" in out and output.is_file()
-    wav = str(read_datafile(run["data"]["eval_data"])[0].wav)
-    assert main(["predict", checkpoint, wav, "--top-k", "3", "--device", "cpu"]) == 0
+    # one clip shorter and one longer than the model's 32-frame input (0.335 s)
+    wavs = [str(clip.wav) for clip in read_datafile(run["data"]["eval_data"])]
+    seconds = {wav: load_audio(wav).numel() / 16_000 for wav in wavs}
+    short = next(wav for wav in wavs if seconds[wav] <= 0.335)
+    long = next(wav for wav in wavs if seconds[wav] > 0.34)
+    assert main(["predict", checkpoint, short, long, "--top-k", "3", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == wav and len(lines) == 4
-    assert {line.split("  ")[-2] for line in lines[1:]} == set(NAMES)
+    assert len(lines) == 10 and lines[0] == short and lines[5] == long
+    assert lines[1] == f"  the model saw all {seconds[short]:.2f} s"
+    assert lines[6] == (
+        f"  the model saw the first 0.34 s of {seconds[long]:.2f} s (its input length); "
+        "--window 0.34 scores all of it"
+    )
+    assert {line.split("  ")[-2] for line in lines[2:5]} == set(NAMES)
 
 
 def test_errors_name_the_problem(run: dict, tmp_path: Path, capsys) -> None:

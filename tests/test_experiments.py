@@ -27,7 +27,8 @@ from ast_repro.grid_plan import config_differences
 from ast_repro.grid_results import format_table
 from ast_repro.launch import set_items, visible_gpus
 from ast_repro.model_config import forward_flops, size_config
-from tests.train_fixtures import tiny_overrides
+from ast_repro.train import train
+from tests.train_fixtures import tiny_config, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = "smoke_speechcommands"
@@ -104,6 +105,23 @@ def test_a_changed_config_is_refused_with_the_keys_named(
     assert "a-s0" in message and "lr: 0.001 -> 0.002" in message and "freqm: 8 -> 4" in message
     assert "epochs" not in message
     assert stored.read_bytes() == before  # never overwritten
+    capsys.readouterr()
+
+
+def test_a_run_resumed_with_another_lr_is_not_reused(
+    results: Path, data: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a grid run that diverged and was resumed by hand at a lower lr ends with the grid's
+    # own config (lr 1e-4), but its first epoch ran at 1e-3: it is not the run asked for
+    train(tiny_config(data, run_name="g/a-s0", epochs=1, lr=1e-3))
+    train(tiny_config(data, run_name="g/a-s0", epochs=2, lr=1e-4), resume=True)
+    with pytest.raises(GridError, match=r"a-s0: .* was resumed with another schedule \(lr: 0.001"):
+        run_grid(RECIPE, {"a": {}}, grid="g", **tiny_overrides(data, epochs=2, lr=1e-4))
+    # more epochs alone continue the same schedule: that run is reused
+    train(tiny_config(data, run_name="g/b-s0", epochs=1))
+    train(tiny_config(data, run_name="g/b-s0", epochs=2), resume=True)
+    rows = run_grid(RECIPE, {"b": {}}, grid="g", **tiny_overrides(data, epochs=2))
+    assert [row["status"] for row in rows] == ["reused"]
     capsys.readouterr()
 
 

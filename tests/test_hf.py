@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ast_repro.layout import speechcommands_labels
 from ast_repro.model import AST, create_model
 from ast_repro.model_config import ASTConfig, size_config
 
@@ -20,6 +21,7 @@ from ast_repro.hf import (  # noqa: E402 - after the importorskip
     check_logits,
     from_hf,
     from_hf_state_dict,
+    hf_labels,
     to_hf,
     to_hf_state_dict,
 )
@@ -221,3 +223,35 @@ def test_only_square_patches_convert():
     slices = size_config("test", max_length=64, frequency_patch_size=128, time_patch_size=2)
     with pytest.raises(ConversionError, match=r"square patches only.*128 x 2"):
         to_hf(AST(slices))
+
+
+def _tiny_hf(id2label: dict[int, str]) -> transformers.ASTForAudioClassification:
+    hf_config = transformers.ASTConfig(
+        hidden_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_length=128,
+        num_mel_bins=32,
+        num_labels=len(id2label),
+        id2label=id2label,
+    )
+    return transformers.ASTForAudioClassification(hf_config).eval()
+
+
+def test_a_transformers_model_names_its_outputs():
+    # MIT/ast-finetuned-speech-commands-v2 names its outputs in the original csv's order
+    words = speechcommands_labels().names
+    labels = hf_labels(_tiny_hf(dict(enumerate(words))))
+    assert labels == speechcommands_labels()
+    assert labels.mids[:2] == ("/m/spcmd00", "/m/spcmd01") and labels.names[:2] == (
+        "backward",
+        "follow",
+    )
+    # the same words in another order are not that label set: they keep their own names
+    other = hf_labels(_tiny_hf(dict(enumerate(sorted(words)))))
+    assert other.names == tuple(sorted(words)) and other.mids == other.names
+    model = _tiny_hf({0: "a", 1: "b"})
+    model.config.id2label = {0: "a"}
+    with pytest.raises(ConversionError, match="id2label names 1 outputs, the classifier has 2"):
+        hf_labels(model)

@@ -26,6 +26,8 @@ SHARED = frozenset(
     {
         "ast_repro",
         "ast_repro.audio",
+        # what a clip and a datafile must satisfy, for validate-data and every command alike
+        "ast_repro.checks",
         # the command layer: argument types and the error policy every command shares
         "ast_repro.cli",
         "ast_repro.datafiles",

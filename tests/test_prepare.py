@@ -28,6 +28,7 @@ from ast_repro.datasets.speechcommands import (
     SpeechCommandsError,
     prepare_speechcommands,
 )
+from ast_repro.layout import SPEECHCOMMANDS_LABEL_ORDER
 from tests import twin_cache
 from tests.loopback import ServerConfig, serve
 from tests.twin_cache import needs_espeak
@@ -143,7 +144,10 @@ def test_speechcommands_twin_prepares_the_standard_split(tmp_path):
             root, url=base + archive.name, progress=False, checksums=twin_cache.checksums(archive)
         )
     labels = read_label_csv(paths["labels"])
-    assert labels.names == SPEECHCOMMANDS_WORDS
+    # the original csv's order, which the released checkpoints' outputs follow
+    assert labels.names == SPEECHCOMMANDS_LABEL_ORDER
+    assert labels.names[:4] == ("backward", "follow", "five", "bed")
+    assert sorted(labels.names) == list(SPEECHCOMMANDS_WORDS)
     assert labels.mids == tuple(f"/m/spcmd{k:02d}" for k in range(35))
     splits = {name: read_datafile(paths[name]) for name in ("train", "valid", "eval")}
     # 8 / 1 / 1 speakers of 35 words: close to the real 80.2 % / 9.4 % / 10.4 %.

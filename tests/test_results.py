@@ -121,9 +121,11 @@ def test_notebook_runs_hand_their_command_to_the_kernel(tmp_path, monkeypatch) -
         "ast-repro notebooks run 03_patch_overlap -p seeds 0,1,2 -p profile paper"
     )
     assert COMMAND_ENV not in os.environ  # restored after the run
-    assert notebooks._typed("0,1,2") == "0,1,2" and notebooks._typed("[1]") == "[1]"
-    assert notebooks._typed("3") == 3 and notebooks._typed("False") is False
-    assert notebooks._typed("None") is None and notebooks._typed("1e-4") == 1e-4
+    # comma lists stay the strings the parameters cells parse; numbers and flags are typed
+    typed = notebooks.check_parameters(
+        [path], [("seeds", "0,1,2"), ("epochs", "3"), ("synthetic", "False")]
+    )
+    assert typed[path] == {"seeds": "0,1,2", "epochs": 3, "synthetic": False}
 
 
 def test_notebook_run_names_other_seeds_apart() -> None:

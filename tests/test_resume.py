@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,11 @@ import pytest
 import torch
 
 from ast_repro import checkpoint as ckpt
+from ast_repro import train as train_module
 from ast_repro.config import ConfigError
-from ast_repro.train import train
+from ast_repro.datafiles import LabelMap, read_label_csv, write_label_csv
+from ast_repro.seeding import rng_state, set_rng_state
+from ast_repro.train import TrainingDiverged, train
 from tests.train_fixtures import tiny_config
 
 
@@ -84,13 +89,78 @@ def test_resume_refuses_a_different_config_but_allows_more_epochs(
 ) -> None:
     config = tiny_config(data, run_name="grow", epochs=1)
     train(config)
-    with pytest.raises(ConfigError, match=r"cannot resume with a different config \(lr: 0.001"):
-        train(tiny_config(data, run_name="grow", epochs=2, lr=0.01), resume=True)
+    with pytest.raises(ConfigError, match=r"cannot resume with a different config \(mixup: 0.0"):
+        train(tiny_config(data, run_name="grow", epochs=2, mixup=0.5), resume=True)
     longer = train(tiny_config(data, run_name="grow", epochs=2), resume=True)
     assert [record["epoch"] for record in longer["history"]] == [1, 2]
     # resuming a finished run trains nothing more and reports the same history
     again = train(tiny_config(data, run_name="grow", epochs=2), resume=True)
     assert _without_timing(again["history"]) == _without_timing(longer["history"])
+    metrics = json.loads((results / "train" / "grow" / "metrics.json").read_text())
+    assert metrics["metrics"]["resumed"] == [{"after_epoch": 1, "changed": {"epochs": [1, 2]}}]
+
+
+def test_resume_may_change_the_schedule_which_takes_over_at_that_epoch(
+    results: Path, data: dict
+) -> None:
+    settings = dict(epochs=2, lrscheduler_start=1, lrscheduler_decay=0.5, lr=1e-3)
+    train(tiny_config(data, run_name="sched", **settings))
+    changed = dict(settings, epochs=4, lr=4e-4, lrscheduler_start=3, lrscheduler_decay=0.25)
+    resumed = train(tiny_config(data, run_name="sched", **changed), resume=True)
+    # epochs 1-2 ran at 1e-3 then 5e-4; after epoch 2 the new schedule gives 4e-4 (no
+    # milestone up to 2), after epoch 3 one decay: 1e-4
+    assert [record["lr"] for record in resumed["history"]] == pytest.approx(
+        [1e-3, 5e-4, 4e-4, 1e-4]
+    )
+    last = ckpt.load(results / "train" / "sched" / "checkpoints" / "last.pt")
+    assert last["resumed"] == [
+        {
+            "after_epoch": 2,
+            "changed": {
+                "lr": [1e-3, 4e-4],
+                "epochs": [2, 4],
+                "lrscheduler_start": [1, 3],
+                "lrscheduler_decay": [0.5, 0.25],
+            },
+        }
+    ]
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(4e-4 * 0.25**2)
+
+
+def test_a_diverged_run_follows_its_own_advice(
+    results: Path, data: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train(tiny_config(data, run_name="div", epochs=1, lr=1e-3))
+    real = train_module.loss_on_logits
+    monkeypatch.setattr(train_module, "loss_on_logits", lambda *args: real(*args) * float("nan"))
+    with pytest.raises(TrainingDiverged) as info:
+        train(tiny_config(data, run_name="div", epochs=2, lr=1e-3), resume=True)
+    monkeypatch.setattr(train_module, "loss_on_logits", real)
+    advice = re.search(
+        r"Resume it with a lower lr \(--resume --set lr=([0-9.e-]+)\)", str(info.value)
+    )
+    assert advice is not None, str(info.value)
+    assert "the last good checkpoint is" in str(info.value)
+    lower = float(advice.group(1))
+    assert lower == pytest.approx(1e-4)
+    # the advice, as a command: --resume --set lr=<lower>
+    resumed = train(tiny_config(data, run_name="div", epochs=2, lr=lower), resume=True)
+    assert [record["epoch"] for record in resumed["history"]] == [1, 2]
+    assert resumed["history"][1]["lr"] == pytest.approx(lower)
+    metrics = json.loads((results / "train" / "div" / "metrics.json").read_text())
+    assert metrics["metrics"]["resumed"] == [
+        {"after_epoch": 1, "changed": {"lr": [1e-3, lower], "epochs": [1, 2]}}
+    ]
+    assert metrics["config"]["lr"] == lower
+
+
+def test_resume_refuses_a_label_csv_in_another_order(results: Path, data: dict) -> None:
+    train(tiny_config(data, run_name="order", epochs=1))
+    # the same file rewritten in another order (as re-preparing a dataset can do)
+    labels = read_label_csv(data["label_csv"])
+    write_label_csv(data["label_csv"], LabelMap(labels.mids[::-1], labels.names[::-1]))
+    with pytest.raises(ConfigError, match="label csv has changed"):
+        train(tiny_config(data, run_name="order", epochs=2), resume=True)
 
 
 def test_resume_takes_a_config_key_newer_than_the_checkpoint_as_its_default(
@@ -137,9 +207,9 @@ def test_checkpoints_hold_what_resumption_and_evaluation_need(results: Path, dat
 
 
 def test_rng_state_round_trip() -> None:
-    state = ckpt.rng_state()
+    state = rng_state()
     first = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
-    ckpt.set_rng_state(state)
+    set_rng_state(state)
     second = (torch.rand(3), np.random.rand(3), random.random())  # noqa: NPY002
     assert torch.equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])

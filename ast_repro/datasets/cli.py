@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from ast_repro.datafiles import DatafileError
 from ast_repro.datasets import audioset, esc50, speechcommands
 from ast_repro.datasets.common import DOWNLOADS_DIR, read_marker, write_marker
 from ast_repro.datasets.common import fetch as fetch_file
@@ -256,6 +257,7 @@ def fetch(
 
     Raises:
         ValueError: unknown `name`, `size`, `step` or `fold`.
+        DatafileError: `root` is a file.
         DownloadError, ArchiveError, DatafileError, AudioError: the data, the network or the
             environment failed; the message says which file and what to do.
     """
@@ -265,6 +267,8 @@ def fetch(
     synthetic = synthetic or step == "synthesize"
     base = Path(root) if root is not None else default_root(name, synthetic=synthetic)
     prepared_paths(name, base, fold=fold)  # an unknown name or fold fails before any work
+    if base.exists() and not base.is_dir():
+        raise DatafileError(f"{base}: the dataset root must be a folder, not a file (--root)")
     if synthetic and not force:
         marker = read_marker(base)
         # A prepared twin of another size or seed must be prepared again, not reused.

@@ -14,11 +14,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ast_repro.datafiles import LabelMap, write_datafile, write_label_csv
+from ast_repro.datafiles import write_datafile, write_label_csv
 from ast_repro.datasets.common import fetch_and_extract, read_marker, relative_to, write_marker
 from ast_repro.datasets.registry import SPEECHCOMMANDS_ARCHIVE, SPEECHCOMMANDS_URL, KnownFile
 from ast_repro.errors import AstReproError
-from ast_repro.layout import DATAFILES_DIR, prepared_paths
+from ast_repro.layout import DATAFILES_DIR, prepared_paths, speechcommands_labels
 
 ARCHIVE_NAME = SPEECHCOMMANDS_ARCHIVE
 EXTRACTED_DIR = "speech_commands_v0.02"
@@ -27,8 +27,7 @@ TESTING_LIST = "testing_list.txt"
 BACKGROUND_NOISE_DIR = "_background_noise_"
 # Standard V2 split sizes (train, validation, test), section 2.4.
 SPEECHCOMMANDS_SPLIT_SIZES = (84_843, 9_981, 11_005)
-SPEECHCOMMANDS_MID_PREFIX = "/m/spcmd"
-# The 35 words of Speech Commands V2, sorted.
+# The 35 words of Speech Commands V2, sorted: the folders of the archive.
 SPEECHCOMMANDS_WORDS = tuple(
     "backward bed bird cat dog down eight five follow forward four go happy house learn "
     "left marvin nine no off on one right seven sheila six stop three tree two up visual "
@@ -38,17 +37,6 @@ SPEECHCOMMANDS_WORDS = tuple(
 
 class SpeechCommandsError(AstReproError, ValueError):
     """The extracted Speech Commands tree does not have the expected structure."""
-
-
-def speechcommands_labels() -> LabelMap:
-    """Label map with mids /m/spcmd00../m/spcmd34 over the words in sorted order."""
-    # NOTE: the original label csv orders the words arbitrarily (0 backward, 1 follow,
-    # 2 five, 3 bed, ...); we use sorted order so the csv can be rebuilt from the words.
-    # Only the index<->word mapping changes; accuracy does not depend on it.
-    return LabelMap(
-        mids=tuple(f"{SPEECHCOMMANDS_MID_PREFIX}{i:02d}" for i in range(len(SPEECHCOMMANDS_WORDS))),
-        names=SPEECHCOMMANDS_WORDS,
-    )
 
 
 def _read_list(path: Path) -> list[str]:

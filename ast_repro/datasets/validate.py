@@ -1,10 +1,13 @@
 """`ast-repro validate-data DATAFILE`: check a json datafile before a long training run.
 
 The original code finds a bad clip only when the data loader reaches it, possibly hours
-into training (and a wrong sample rate not at all: it assumes 16 kHz, section 1.2). This
-check reads every file's header (or decodes it with `--decode`) and reports missing or
-unreadable files, a wrong sample rate, zero-length audio, labels absent from the label csv
-and duplicate entries, then exits non-zero if anything is wrong.
+into training. This command applies the rules every command applies (`ast_repro.checks`)
+to every entry up front: it reads each file's header (and decodes float files, whose header
+cannot rule out NaN or out-of-range samples; every file with `--decode`) and reports each
+clip that training, evaluation or prediction would refuse, then exits 1 if there is any.
+A malformed or empty datafile is an error (exit 2), as in every other command. Notes that do
+not stop a run (clips resampled from another rate, multi-channel files of which the first
+channel is used, duplicate entries) are counted after the problems.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ast_repro.audio import TARGET_SAMPLE_RATE, AudioError, load_audio, read_audio_info
+from ast_repro.audio import TARGET_SAMPLE_RATE
+from ast_repro.checks import check_clip, datafile_problems
 from ast_repro.cli import int_at_least
-from ast_repro.datafiles import read_datafile, read_label_csv
+from ast_repro.datafiles import read_label_csv
 
 LABEL_CSV_PATTERN = "*class_labels_indices*.csv"
 # Problems printed one by one before the summary; the rest are only counted.
@@ -26,7 +30,7 @@ DEFAULT_MAX_LISTED = 20
 
 @dataclass(frozen=True)
 class Problem:
-    """One bad entry: its position in the datafile, its audio path and what is wrong."""
+    """One finding at an entry: its position in the datafile, its audio path and what it is."""
 
     index: int
     wav: Path
@@ -36,20 +40,21 @@ class Problem:
 
 @dataclass
 class ValidationReport:
-    """Outcome of `validate_datafile`."""
+    """Outcome of `validate_datafile`: problems (the commands refuse the clip) and notes."""
 
     datafile: Path
     label_csv: Path | None
     num_clips: int = 0
     total_seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def summary(self, *, max_listed: int = DEFAULT_MAX_LISTED) -> str:
-        """Human-readable report: the first problems, then counts per kind."""
+        """Human-readable report: the first problems, counts per kind, then the notes."""
         bad = len({problem.index for problem in self.problems})
         labels = str(self.label_csv) if self.label_csv else "none found (labels not checked)"
         lines = [
@@ -66,6 +71,9 @@ class ValidationReport:
             lines.append(f"  ... and {len(self.problems) - max_listed} more")
         for kind, count in sorted(Counter(p.kind for p in self.problems).items()):
             lines.append(f"{kind}: {count}")
+        for kind, count in sorted(Counter(n.kind for n in self.notes).items()):
+            first = next(n for n in self.notes if n.kind == kind)
+            lines.append(f"note: {kind}: {count} (e.g. entry {first.index}: {first.detail})")
         lines.append("OK" if self.ok else "PROBLEMS FOUND")
         return "\n".join(lines)
 
@@ -83,62 +91,52 @@ def validate_datafile(
     sample_rate: int = TARGET_SAMPLE_RATE,
     decode: bool = False,
 ) -> ValidationReport:
-    """Check every entry of an AST json datafile.
+    """Check every entry of an AST json datafile with the rules of `ast_repro.checks`.
 
     Args:
         datafile: the json datafile.
         label_csv: label csv to check labels against; default the single
             `*class_labels_indices*.csv` beside the datafile, if there is one.
-        sample_rate: required sample rate in Hz (AST models expect 16 kHz).
-        decode: decode every file fully (slower; also catches truncated or NaN audio).
+        sample_rate: the model's sample rate in Hz, to which clips are resampled (AST
+            models use 16 kHz); a clip at another rate is a note, not a problem.
+        decode: decode every file fully (slower; also catches damaged compressed audio).
 
     Returns:
-        The report; `report.ok` is False when any problem was found.
+        The report; `report.ok` is False when any entry would be refused by the commands.
 
     Raises:
-        DatafileError: the datafile or label csv itself cannot be read.
+        DatafileError: the datafile or label csv cannot be read, or the datafile lists no
+            clips.
     """
     datafile = Path(datafile)
-    clips = read_datafile(datafile)
     csv_path = Path(label_csv) if label_csv is not None else find_label_csv(datafile)
-    known = set(read_label_csv(csv_path).mids) if csv_path is not None else None
+    labels = read_label_csv(csv_path) if csv_path is not None else None
+    clips, entry_problems = datafile_problems(datafile, labels)
     report = ValidationReport(datafile=datafile, label_csv=csv_path, num_clips=len(clips))
+    by_entry: dict[int, list[Problem]] = {}
+    for index, problem in entry_problems:
+        by_entry.setdefault(index, []).append(Problem(index, clips[index].wav, *problem))
     first_seen: dict[Path, int] = {}
     for i, clip in enumerate(clips):
-
-        def flag(kind: str, detail: str, i: int = i, wav: Path = clip.wav) -> None:
-            report.problems.append(Problem(i, wav, kind, detail))
-
+        report.problems.extend(by_entry.get(i, []))
         key = Path(os.path.normpath(clip.wav.absolute()))
         if key in first_seen:
-            flag("duplicate", f"same file as entry {first_seen[key]}")
+            report.notes.append(
+                Problem(i, clip.wav, "duplicate", f"same file as entry {first_seen[key]}")
+            )
         first_seen.setdefault(key, i)
-        if not clip.labels:
-            flag("no labels", "the entry lists no label")
-        elif known is not None:
-            unknown = [mid for mid in clip.labels if mid not in known]
-            if unknown:
-                flag("unknown label", f"{', '.join(unknown)} not in {csv_path}")
-        if not clip.wav.exists():
-            flag("missing file", "not found")
+        checked = check_clip(clip.wav, sample_rate=sample_rate, decode_all=decode)
+        report.problems.extend(Problem(i, clip.wav, *p) for p in checked.problems)
+        header = checked.header
+        if header is None:
             continue
-        try:
-            rate, frames, _ = read_audio_info(clip.wav)
-        except AudioError as exc:
-            flag("unreadable", exc.problem)
-            continue
-        if rate != sample_rate:
-            flag("sample rate", f"{rate} Hz, expected {sample_rate} Hz")
-        if frames == 0:
-            flag("zero length", "the file holds no samples")
-            continue
-        if decode:
-            try:
-                load_audio(clip.wav, sample_rate=None)
-            except AudioError as exc:
-                flag("undecodable", exc.problem)
-                continue
-        report.total_seconds += frames / rate
+        if header.sample_rate != sample_rate:
+            note = f"{header.sample_rate} Hz, resampled to {sample_rate} Hz"
+            report.notes.append(Problem(i, clip.wav, "resampled", note))
+        if header.channels > 1:
+            note = f"{header.channels} channels, the first is used"
+            report.notes.append(Problem(i, clip.wav, "multi-channel", note))
+        report.total_seconds += header.seconds
     return report
 
 
@@ -155,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-rate",
         type=int_at_least(1),
         default=TARGET_SAMPLE_RATE,
-        help="required sample rate in Hz (default 16000)",
+        help="the model's sample rate in Hz, clips are resampled to it (default 16000)",
     )
     parser.add_argument(
         "--decode",
@@ -171,8 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the report; exit status 0 if clean, 1 on problems (an unreadable datafile
-    raises `DatafileError`, exit status 2)."""
+    """Print the report; exit status 0 if clean, 1 on problems (an unreadable or empty
+    datafile raises `DatafileError`, exit status 2)."""
     report = validate_datafile(
         args.datafile, label_csv=args.labels, sample_rate=args.sample_rate, decode=args.decode
     )

@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import nbformat
@@ -274,6 +275,64 @@ def check_parameters(paths: list[Path], given: list[tuple[str, str]]) -> dict[Pa
                     f"(stored value {values[name]!r})"
                 ) from None
     return typed
+
+
+# Names IPython itself puts in a kernel's namespace (besides `_`-prefixed ones and modules).
+_KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "check_namespace"})
+
+
+def check_namespace(namespace: dict[str, Any], notebook: str) -> None:
+    """Refuse, inside a running notebook, a parameter papermill injected but it does not declare.
+
+    Called in the cell after the `parameters` cell, before anything else is defined, so
+    every name in the kernel's namespace is either IPython's or a parameter. papermill
+    itself injects any `-p NAME VALUE` without a word: `-p target_lenght 128` would leave the
+    default in place, and `-p limit eight` would fail deep inside the library.
+
+    Args:
+        namespace: the notebook's `globals()`.
+        notebook: its name, e.g. "02_imagenet_init" (its stored parameters cell is the
+            reference for names and types).
+
+    Raises:
+        NotebookError: naming the unknown parameter (with close matches) or the parameter
+            whose value has the wrong type.
+    """
+    declared = declared_parameters(resolve(notebook))
+    for name, value in namespace.items():
+        if name.startswith("_") or name in _KERNEL_NAMES or isinstance(value, ModuleType):
+            continue
+        if name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise NotebookError(
+                f"parameter {name!r} is not one of {notebook}'s{hint} "
+                f"(known: {', '.join(declared)})"
+            )
+        default = declared[name]
+        if default is None or _fits(value, default):
+            continue
+        kind = _TYPE_NAMES.get(type(default), type(default).__name__)
+        raise NotebookError(
+            f"parameter {name}={value!r}: {notebook}'s parameter {name} is {kind} "
+            f"(stored value {default!r})"
+        )
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether an injected value can stand for a parameter with this stored value."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (isinstance(default, float) or isinstance(value, int))
+        )
+    if isinstance(default, str):
+        # comma lists such as seeds: papermill passes "-p seeds 1" as the int 1
+        return isinstance(value, str | int)
+    return isinstance(value, type(default))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -75,3 +75,43 @@ def test_clean_strips_run_state_but_keeps_check_outputs() -> None:
     assert out.cells[1].metadata == {"tags": [CHECK_TAG]}
     assert "papermill" not in out.metadata and out.metadata.kernelspec.name == "ast-repro"
     assert nbformat.writes(clean(out)) == nbformat.writes(out)  # idempotent
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_cell_after_the_parameters_checks_them(path) -> None:
+    cells = nbformat.read(path, as_version=4).cells
+    i = next(k for k, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    assert f'check_namespace(globals(), "{path.stem}")' in cells[i + 1].source
+
+
+def test_check_namespace_refuses_unknown_names_and_wrong_types() -> None:
+    from ast_repro.notebooks import NotebookError, check_namespace, declared_parameters, resolve
+
+    declared = declared_parameters(resolve("01_norm_stats"))
+    kernel = {"In": [], "Out": {}, "_i1": "", "get_ipython": print, "pytest": pytest}
+    check_namespace({**kernel, **declared}, "01_norm_stats")  # as stored
+    check_namespace({**declared, "limit": 8}, "01_norm_stats")
+    with pytest.raises(NotebookError, match="'target_lenght' is not one of 01_norm_stats's; "
+                                            "did you mean target_length"):  # fmt: skip
+        check_namespace({**declared, "target_lenght": 128}, "01_norm_stats")
+    with pytest.raises(
+        NotebookError, match="limit='eight': 01_norm_stats's parameter limit is an int"
+    ):
+        check_namespace({**declared, "limit": "eight"}, "01_norm_stats")
+    with pytest.raises(NotebookError, match="is a bool"):
+        check_namespace({**declared, "synthetic": 1}, "01_norm_stats")
+
+
+def test_papermill_with_a_misspelled_parameter_stops_at_the_check(tmp_path) -> None:
+    import papermill
+
+    from ast_repro.notebooks import KERNEL_NAME, resolve
+
+    with pytest.raises(papermill.PapermillExecutionError, match="did you mean target_length"):
+        papermill.execute_notebook(
+            str(resolve("01_norm_stats")),
+            str(tmp_path / "out.ipynb"),
+            parameters={"target_lenght": 128},
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+        )

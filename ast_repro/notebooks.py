@@ -91,8 +91,13 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.execution_count = code_cells if CHECK_TAG in tags else None
             if CHECK_TAG in tags:
                 for output in cell.outputs:
-                    output.pop("execution_count", None)
-                    output["metadata"] = {}
+                    # the fields nbformat's schema allows each output type, run state emptied
+                    if output.output_type == "execute_result":
+                        output["execution_count"] = cell.execution_count
+                    if output.output_type in ("execute_result", "display_data"):
+                        output["metadata"] = {}
+                    else:
+                        output.pop("metadata", None)
             else:
                 cell.outputs = []
         kept_cells.append(cell)

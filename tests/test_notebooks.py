@@ -29,6 +29,7 @@ def test_the_numbered_notebooks_are_those_of_the_design() -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean(path) -> None:
     assert is_clean(path), f"{path.name}: run `make format` (ast-repro notebooks clean)"
+    nbformat.validate(nbformat.read(path, as_version=4))  # the schema Jupyter checks
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -160,11 +160,10 @@ fi
 NOTEBOOK=(bash -c 'step_notebook "$@"' notebook)
 phase notebook-00 40 "${NOTEBOOK[@]}" 00 -p names "${TWINS// /,}"
 phase notebook-01 40 "${NOTEBOOK[@]}" 01 -p dataset audioset -p target_length "$NB_FRAMES"
-# A comma list would reach the notebook as a tuple: quoted, papermill passes it as a string.
 phase notebook-02 75 "${NOTEBOOK[@]}" 02 -p recipe smoke_audioset_balanced -p model_size "$SIZE" \
-    -p variants '"scratch,imagenet"' -p feature_clips 4
+    -p variants scratch,imagenet -p feature_clips 4
 phase notebook-03 90 "${NOTEBOOK[@]}" 03 -p model_size "$SIZE" -p target_length "$NB_FRAMES" \
-    -p strides '"16,10"' -p shapes '"square16,square32"' -p time_repeats 1
+    -p strides 16,10 -p shapes square16,square32 -p time_repeats 1
 if [ "$MODE" = gpu ]; then
     phase model-compiled 150 $AST bench-model --size "$SIZE" --frames "$FRAMES" --batch 12 \
         --batches "" --steps "$STEPS" --repeats "$REPEATS" --compile \

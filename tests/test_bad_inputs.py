@@ -419,7 +419,7 @@ def outcomes(request: pytest.FixtureRequest, world: dict[str, str]) -> dict[str,
     selected = [
         item.callspec.params["case"]
         for item in request.session.items
-        if item.module is sys.modules[__name__]
+        if getattr(item, "module", None) is sys.modules[__name__]
         and hasattr(item, "callspec")
         and "case" in item.callspec.params
     ]

@@ -15,7 +15,8 @@
 #               ends, on the AudioSet twin's balanced clips repeated to the medium twin's
 #               3,000 per epoch (samples/s, MFU, peak memory, data wait)
 #   loader      bench-loader: one worker's clips/s per recipe and front end
-#   notebook-*  papermill over notebooks 00-03 at base384 and the paper's 1024 frames
+#   notebook-*  papermill over every notebook at base384 and the paper's 1024 frames (04 only
+#               where espeak-ng can speak the Speech Commands twin)
 #   model-compiled  bench-model with torch.compile at batch 12 (last: compiling is slow)
 # No pretrained weights can be downloaded there: training runs with imagenet_pretrain=false,
 # and the notebooks' base384 runs start from a random stand-in of the DeiT file. The
@@ -164,6 +165,15 @@ phase notebook-02 75 "${NOTEBOOK[@]}" 02 -p recipe smoke_audioset_balanced -p mo
     -p variants scratch,imagenet -p feature_clips 4
 phase notebook-03 90 "${NOTEBOOK[@]}" 03 -p model_size "$SIZE" -p target_length "$NB_FRAMES" \
     -p strides 16,10 -p shapes square16,square32 -p time_repeats 1
+# 04 trains on the Speech Commands twin, which espeak-ng speaks (made above in the GPU run).
+if [[ " $TWINS " == *" speechcommands "* ]]; then
+    phase notebook-04 75 "${NOTEBOOK[@]}" 04 -p model_size "$SIZE" -p kinds none,all \
+        -p epochs 1 -p lambda_draws 2000
+fi
+# 05 reuses 03's stride runs (same grid and config) and trains one more seed.
+phase notebook-05 60 "${NOTEBOOK[@]}" 05 -p model_size "$SIZE" -p target_length "$NB_FRAMES" \
+    -p ensemble_seeds 2 -p other_strides 16
+phase notebook-99 30 "${NOTEBOOK[@]}" 99
 if [ "$MODE" = gpu ]; then
     phase model-compiled 150 $AST bench-model --size "$SIZE" --frames "$FRAMES" --batch 12 \
         --batches "" --steps "$STEPS" --repeats "$REPEATS" --compile \

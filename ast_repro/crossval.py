@@ -72,7 +72,7 @@ def train_esc50_folds(config: TrainConfig, *, resume: bool = False) -> dict[str,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `ast-repro train`."""
-    parser.add_argument("--recipe", required=True, help="a recipe of ast_repro.config.RECIPES")
+    parser.add_argument("--recipe", required=True, help="a recipe of ast_repro.recipes.RECIPES")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
     )

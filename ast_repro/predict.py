@@ -247,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         if result.seen_seconds < result.seconds:
             print(
                 f"  the model saw the first {result.seen_seconds:.2f} s of {result.seconds:.2f} s"
-                f" (its input length); --window {result.seen_seconds:.2f} scores all of it"
+                f" (its input length); --window {math.floor(result.seen_seconds * 1000) / 1000:g}"
+                " scores all of it"
             )
         else:
             print(f"  the model saw all {result.seconds:.2f} s")

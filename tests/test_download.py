@@ -129,6 +129,7 @@ def test_offline_error_says_what_to_fetch_and_where(tmp_path):
         download(url, dest, progress=False, retries=1, timeout=5)
     message = str(info.value)
     assert url in message and f"place it at {dest}" in message
+    assert "nothing arrived (no connection to the server?)" in message
 
 
 def test_file_url_is_copied(payload, tmp_path):

@@ -112,8 +112,10 @@ def test_evaluate_and_predict_commands(run: dict, tmp_path: Path, capsys) -> Non
     assert lines[1] == f"  the model saw all {seconds[short]:.2f} s"
     assert lines[6] == (
         f"  the model saw the first 0.34 s of {seconds[long]:.2f} s (its input length); "
-        "--window 0.34 scores all of it"
+        "--window 0.335 scores all of it"
     )
+    # the advised window is accepted
+    assert main(["predict", checkpoint, long, "--window", "0.335", "--device", "cpu"]) == 0
     assert {line.split("  ")[-2] for line in lines[2:5]} == set(NAMES)
 
 

@@ -370,7 +370,9 @@ def download(
             continue
         return _finish(part, dest, check)
     have = part.stat().st_size if part.exists() else 0
-    if _read_validator(part, url) is not None:
+    if have == 0:
+        kept = "nothing arrived (no connection to the server?)"
+    elif _read_validator(part, url) is not None:
         kept = f"{have} bytes are kept in {part} and the next run resumes from there"
     else:
         kept = "the server sent no validator (ETag or Last-Modified), so the next run starts over"

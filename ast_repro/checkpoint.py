@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -90,6 +91,11 @@ def read_file(path: str | os.PathLike[str], *, what: str = "weight file") -> Any
     path = Path(path)
     if not path.is_file():
         raise ModelFileMissing(f"{path}: {what} not found")
+    with path.open("rb") as file:
+        pickled = file.read(1) == b"\x80"  # torch.save's zip archive, or a legacy pickle
+    if not (pickled or zipfile.is_zipfile(path)):
+        raise WeightsError(f"{path}: not a readable PyTorch {what} (torch.save writes a zip "
+                           "archive or a pickle; this file is neither: text or json?)")  # fmt: skip
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

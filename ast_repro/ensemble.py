@@ -361,8 +361,13 @@ def _run_predictions(args: argparse.Namespace) -> int:
     runs = load_aligned(args.inputs)
     first = runs[0]
     print(f"{'input':<40} {'mAP':>8} {'mAUC':>8} {'d_prime':>8} {'acc':>8}")
+    # each input by the part of its path that tells it from the others (the run's folder)
+    common = Path(os.path.commonpath([p.resolve() for p in args.inputs])) if len(runs) > 1 else None
     for path, run_ in zip(args.inputs, runs, strict=True):
-        _print_row(path.name, compute_metrics(run_.probs, run_.targets))
+        name = str(path.resolve().relative_to(common)) if common else path.name
+        _print_row(
+            path.name if name in ("", ".") else name, compute_metrics(run_.probs, run_.targets)
+        )
     probs = average_predictions([run_.probs for run_ in runs])
     metrics = compute_metrics(probs, first.targets)
     _print_row(f"ensemble of {len(runs)}", metrics)

@@ -163,6 +163,18 @@ def test_ensemble_command_averages_predictions(tmp_path: Path, capsys) -> None:
     assert "scores f" in capsys.readouterr().err
 
 
+def test_ensemble_command_names_each_run_by_its_folder(tmp_path: Path, capsys) -> None:
+    targets = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    inputs = []
+    for seed in range(2):
+        path = tmp_path / f"stride10-s{seed}" / "predictions" / "valid_wa.npz"
+        save_predictions(path, probs=targets * 0.5 + 0.1 * seed, targets=targets, datafile="e")
+        inputs.append(str(path))
+    assert _run_cli(inputs) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:3]]
+    assert rows == ["stride10-s0/predictions/valid_wa.npz", "stride10-s1/predictions/valid_wa.npz"]
+
+
 def test_ensemble_command_averages_weights(tmp_path: Path, capsys) -> None:
     paths = []
     for seed in (1, 2):

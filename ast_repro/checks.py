@@ -288,6 +288,11 @@ def check_datafile(path: str | os.PathLike[str], labels: LabelMap | None = None)
     if problems:
         index, problem = problems[0]
         more = f" ({len(problems) - 1} more entries; see `ast-repro validate-data {path}`)"
+        if labels is not None:  # a model's or a --label-csv's classes, not the datafile's own
+            more = (
+                f" ({len(problems) - 1} more entries; the labels checked against are "
+                f"{labels.num_classes} classes: is the datafile of another dataset?)"
+            )
         raise DatafileError(
             f"{path}: entry {index} ({clips[index].wav}): {problem.detail}"
             + (more if len(problems) > 1 else "")

@@ -115,3 +115,12 @@ def test_explicit_label_csv_and_missing_one(dataset):
     report = validate.validate_datafile(dataset / "good.json")
     assert report.label_csv is None and report.ok
     assert "labels not checked" in report.summary()
+
+
+def test_a_label_set_of_another_dataset_is_suspected_by_name(dataset):
+    from ast_repro.checks import DatafileError, check_datafile
+
+    other = LabelMap(("/m/zzz",), ("Z",))  # e.g. a model's classes
+    hint = "1 more entries; the labels checked against are 1 classes: is the datafile of another"
+    with pytest.raises(DatafileError, match=hint):
+        check_datafile(dataset / "good.json", other)

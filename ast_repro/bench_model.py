@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ast_repro.bench import time_interleaved
-from ast_repro.bench_training import attention_ops, best_batches, measure_training
+from ast_repro.bench_training import attention_ops, best_batches, measure_training, peak_memory
 from ast_repro.fileio import atomic_write_json
 from ast_repro.model import AST, create_model
 from ast_repro.model_config import MODEL_SIZES, ASTConfig
@@ -121,19 +121,6 @@ def step_functions(
         "inference": {name: infer(m) for name, m in models.items()},
         "train step": {name: train_step(m) for name, m in models.items()},
     }
-
-
-def peak_memory(calls: dict[str, Callable[[], object]], device: torch.device) -> dict[str, float]:
-    """Peak GiB allocated during one call of each path (CUDA only)."""
-    peaks = {}
-    for name, call in calls.items():
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        call()
-        torch.cuda.synchronize(device)
-        peaks[name] = torch.cuda.max_memory_allocated(device) / 2**30
-    return peaks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

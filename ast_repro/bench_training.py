@@ -141,7 +141,7 @@ def measure_training(
                 for name, model in models.items()
             }
             seconds = time_interleaved({k: (c, on_gpu) for k, c in calls.items()}, repeats)
-            memory = _peak_memory(calls, device) if on_gpu else {}
+            memory = peak_memory(calls, device) if on_gpu else {}
         except torch.cuda.OutOfMemoryError:
             results[str(batch)] = {name: _missing() for name in models}
             print(f"batch {batch}: out of GPU memory; larger batches are not tried")
@@ -171,9 +171,8 @@ def best_batches(results: dict[str, dict[str, dict[str, float | None]]]) -> dict
     return {name: batch for name, (_, batch) in best.items()}
 
 
-def _peak_memory(
-    calls: dict[str, Callable[[], torch.Tensor]], device: torch.device
-) -> dict[str, float]:
+def peak_memory(calls: dict[str, Callable[[], object]], device: torch.device) -> dict[str, float]:
+    """Peak GiB allocated during one call of each path (CUDA only; ours and transformers')."""
     peaks = {}
     for name, call in calls.items():
         _release(device)
